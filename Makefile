@@ -1,0 +1,141 @@
+# One Makefile for the whole tree. Sources are found by wildcard, so a new
+# module in common/, a new service folder or a new test file needs no edit here.
+#
+#   make            build everything (build/)
+#   make run        install what is missing, build, start the whole system on :8080
+#   make stop       stop what `make run` started
+#   make test       install, build, run every suite (also under ASan+UBSan), print one summary line
+#   make fuzz       run each fuzz target for longer (FUZZ_SECONDS, default 60)
+#   make bench      load benchmark (see docs/benchmarks.md)
+#   make fmt        clang-format every C file in place
+#   make lint       check the OpenAPI spec and the formatting
+#
+# SAN=1 builds into build/asan with AddressSanitizer and UBSan.
+
+SAN ?= 0
+ifeq ($(SAN),1)
+  B := build/asan
+  CC := clang
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  OPT := -O1 -g
+else
+  B := build
+  CC ?= cc
+  SANFLAGS :=
+  OPT := -O2 -g
+endif
+
+PKGS := libczmq libzmq libpq msgpack libjwt libsodium jansson
+CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS_PKG := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
+VIPS_LIBS := $(shell pkg-config --libs vips 2>/dev/null)
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-nonliteral
+CFLAGS := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -Icommon -D_GNU_SOURCE $(CFLAGS_PKG) -MMD -MP
+LDFLAGS := $(SANFLAGS)
+LDLIBS := $(LIBS_PKG) -lpthread -lm
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/obj/%.o)
+LIBCOMMON := $(B)/libcommon.a
+
+SERVICES := $(notdir $(patsubst %/,%,$(dir $(wildcard services/*/main.c))))
+SERVICE_BINS := $(SERVICES:%=$(B)/bin/%)
+GATEWAY_SRC := $(wildcard gateway/*.c)
+GATEWAY_OBJ := $(GATEWAY_SRC:%.c=$(B)/obj/%.o)
+TOOL_SRC := $(wildcard tools/*.c)
+TOOL_BINS := $(TOOL_SRC:tools/%.c=$(B)/bin/%)
+MOCK_SRC := $(wildcard tests/mocks/*.c)
+MOCK_BINS := $(MOCK_SRC:tests/mocks/%.c=$(B)/bin/mock_%)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+ITEST_SRC := $(wildcard tests/integration/test_*.c)
+ITEST_HELPERS := $(filter-out $(ITEST_SRC),$(wildcard tests/integration/*.c))
+ITEST_BINS := $(ITEST_SRC:tests/integration/%.c=$(B)/tests/integration/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+# Gateway objects other than main.o, so fuzz targets and unit tests can link them.
+GATEWAY_LIB_OBJ := $(filter-out $(B)/obj/gateway/main.o,$(GATEWAY_OBJ))
+
+.PHONY: all deps run stop test test-fast fuzz bench fmt lint clean web
+all: $(LIBCOMMON) $(SERVICE_BINS) $(B)/bin/gateway $(TOOL_BINS) $(MOCK_BINS) $(UNIT_BINS) $(ITEST_BINS)
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(findstring services/media,$<),$(VIPS_CFLAGS)) -c $< -o $@
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# services/<name>/*.c -> build/bin/<name>
+.SECONDEXPANSION:
+$(B)/bin/%: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard services/$$*/*.c)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LDLIBS) $(if $(filter media,$*),$(VIPS_LIBS))
+
+$(B)/bin/gateway: $(GATEWAY_OBJ) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(GATEWAY_OBJ) $(LIBCOMMON) $(LDLIBS) -lcivetweb
+
+$(TOOL_BINS): $(B)/bin/%: $(B)/obj/tools/%.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS)
+
+$(MOCK_BINS): $(B)/bin/mock_%: $(B)/obj/tests/mocks/%.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS)
+
+$(UNIT_BINS): $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIBCOMMON) $(GATEWAY_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(GATEWAY_LIB_OBJ) $(LIBCOMMON) $(LDLIBS) -lcivetweb $(CMOCKA_LIBS)
+
+$(ITEST_BINS): $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(ITEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LDLIBS) $(CURL_LIBS) $(CMOCKA_LIBS)
+
+# Fuzz targets: clang + libFuzzer, always with ASan/UBSan, built from the
+# sources they exercise (not from the SAN build, whose objects lack coverage).
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -Icommon -Igateway -D_GNU_SOURCE $(CFLAGS_PKG)
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(GATEWAY_LIB_OBJ:$(B)/obj/%.o=%.c)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(filter-out gateway/main.c,$(GATEWAY_SRC)) $(LIBS_PKG) -lcivetweb -lpthread -lm
+
+run: deps all
+	@bash scripts/run.sh
+
+stop:
+	@bash scripts/stop.sh
+
+test: deps
+	@bash tests/run.sh
+
+test-fast:
+	@SKIP_SAN=1 SKIP_FUZZ=1 bash tests/run.sh
+
+fuzz: deps $(FUZZ_BINS)
+	@bash tests/fuzz/run.sh $${FUZZ_SECONDS:-60}
+
+fuzz-build: $(FUZZ_BINS)
+
+bench: deps all
+	@bash bench/run.sh
+
+fmt:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint:
+	@bash scripts/lint.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,81 @@
+/*  events: the outbox, the ordered publisher, replay and the subscriber
+    (DESIGN.md decision 3; the wire format is in docs/protocol.md).
+
+    Producing. events_emit() inserts a row into the producer's own `outbox`
+    table inside the caller's open transaction, so the event exists iff the
+    change committed. One publisher per producer (elected with a Postgres
+    advisory lock, so scaled-out copies do not publish twice) numbers the
+    committed rows 1, 2, 3… in commit order and publishes each on the PUB
+    socket as two frames: the topic "<producer>.<event>" and the msgpack
+    event {producer, seq, topic, request_id, created_ms, payload}. Every
+    producer serves `events.replay {since, limit}` from the same table.
+
+    Consuming. A subscriber thread keeps, in the consumer's own schema, the
+    last seq it handled per producer (`event_offsets`), updated in the same
+    transaction as the handler's effect. An event at last+1 is handled; one
+    at or below last is a duplicate and skipped; one above last+1 means a
+    gap, filled by calling the producer's events.replay before going on. It
+    also replays at start and every few seconds, so a consumer that was
+    down, or missed the last event of a burst, catches up. Handlers must be
+    idempotent anyway (at-least-once across failures of the handler's
+    transaction); a handler that fails is retried, never skipped.
+*/
+#ifndef EVENTS_H_INCLUDED
+#define EVENTS_H_INCLUDED
+
+#include "db.h"
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *producer;   // "identity"
+    int64_t seq;            // 1, 2, 3… per producer
+    const char *topic;      // "user.created" (without the producer)
+    const char *request_id; // of the request that caused it, "" if none
+    int64_t created_ms;
+    const json_t *payload;  // object
+} event_t;
+
+//  Creates the outbox and event_offsets tables in db's schema if missing.
+int events_ensure_tables(db_t *db);
+
+//  Inside the caller's transaction (asserted): appends topic ("post.created")
+//  with payload (borrowed) to the outbox. request_id: the thread's log id.
+//  Returns 0 or -1.
+int events_emit(db_t *db, const char *topic, const json_t *payload);
+
+//  ---- publisher ---------------------------------------------------------
+typedef struct events_publisher_t events_publisher_t;
+
+//  Starts the publisher thread for producer (= schema name). pub_endpoint is
+//  the broker's XSUB endpoint (EVENTS_PUB_URL). NULL on failure.
+events_publisher_t *events_publisher_new(const char *database_url, const char *producer,
+                                         const char *pub_endpoint);
+void events_publisher_destroy(events_publisher_t **self_p);
+
+//  The events.replay handler: args {since: int, limit?: int <= 1000};
+//  returns a reply {status:200, body:{events:[…], last_seq}} where last_seq
+//  is the highest seq assigned so far.
+json_t *events_replay(db_t *db, const json_t *args);
+
+//  ---- subscriber --------------------------------------------------------
+typedef int (*events_handler_fn)(db_t *db, const event_t *event, void *state);
+
+typedef struct {
+    const char *topic;          // "media.post.created": producer, dot, event
+    events_handler_fn handler;  // runs inside the offset's transaction; 0 ok, -1 retry
+} events_route_t;
+
+typedef struct events_subscriber_t events_subscriber_t;
+
+//  Starts a subscriber thread consuming every producer named in routes
+//  (NULL-terminated by a route with topic NULL), with its own connection
+//  to database_url in schema, its SUB socket on sub_endpoint
+//  (EVENTS_SUB_URL) and an rpc client on broker_endpoint for replays.
+events_subscriber_t *events_subscriber_new(const char *database_url, const char *schema,
+                                           const char *sub_endpoint,
+                                           const char *broker_endpoint,
+                                           const events_route_t *routes, void *state);
+void events_subscriber_destroy(events_subscriber_t **self_p);
+
+#endif

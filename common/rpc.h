@@ -1,0 +1,38 @@
+/*  rpc: the client side of the broker protocol (docs/protocol.md).
+
+    An rpc_client_t is one DEALER socket connected to the broker, used by one
+    thread at a time (the gateway keeps one per HTTP worker thread, a
+    service one per worker thread). A call is synchronous: send, then wait
+    for the reply that carries this call's correlation id until the
+    deadline; replies to earlier calls that arrive late are discarded.
+
+    The result is always a reply object (errors.h), never NULL:
+      - the service's own reply;
+      - 503 "unavailable" at once when the broker has no worker for the
+        service (the broker says so);
+      - 504 "timeout" when the deadline passes with no reply (also when the
+        broker itself is down: the socket reconnects in the background and
+        the next call goes through once it is back).
+*/
+#ifndef RPC_H_INCLUDED
+#define RPC_H_INCLUDED
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define RPC_DEFAULT_TIMEOUT_MS 5000
+
+typedef struct rpc_client_t rpc_client_t;
+
+//  endpoint: the broker's client endpoint (BROKER_URL). NULL on failure.
+rpc_client_t *rpc_client_new(const char *endpoint);
+void rpc_client_destroy(rpc_client_t **self_p);
+
+//  Calls service.method with args (borrowed; NULL = {}). request_id NULL
+//  means the calling thread's log request id (or a new one). deadline_ms is
+//  absolute unix ms; 0 means now + RPC_DEFAULT_TIMEOUT_MS.
+//  Returns a new reply object.
+json_t *rpc_call(rpc_client_t *self, const char *service, const char *method, int64_t viewer_id,
+                 const json_t *args, const char *request_id, int64_t deadline_ms);
+
+#endif

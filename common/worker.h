@@ -1,0 +1,48 @@
+/*  worker: the worker side of the broker protocol (docs/protocol.md).
+
+    A worker_t is one DEALER socket that connects out to the broker (workers
+    never bind, so N copies of a service is N processes), announces READY
+    with its service name, then takes one request at a time. It heartbeats
+    the broker while idle and while a request is being served (from the
+    thread that calls worker_recv; a request longer than the broker's
+    liveness window still counts as alive because heartbeats are sent from
+    worker_recv/worker_send and the broker only expires *idle* workers by
+    silence — see docs/protocol.md). If the broker is silent for
+    WORKER_LIVENESS heartbeats the worker reconnects with a new socket, so a
+    restarted broker gets its workers back.
+*/
+#ifndef WORKER_H_INCLUDED
+#define WORKER_H_INCLUDED
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+
+#define WORKER_HEARTBEAT_MS 1000
+#define WORKER_LIVENESS 3
+
+typedef struct worker_t worker_t;
+
+typedef struct {
+    char *client;           // opaque routing address (owned)
+    size_t client_size;
+    char *correlation;      // opaque correlation id (owned)
+    size_t correlation_size;
+    char *envelope;         // request envelope bytes (owned)
+    size_t envelope_size;
+} worker_request_t;
+
+worker_t *worker_new(const char *endpoint, const char *service);
+//  Sends DISCONNECT to the broker and closes.
+void worker_destroy(worker_t **self_p);
+
+//  Waits up to timeout_ms for a request (heartbeating meanwhile). Returns 1
+//  with *request filled, 0 on timeout, -1 when interrupted (zsys_interrupted).
+int worker_recv(worker_t *self, worker_request_t *request, int timeout_ms);
+
+//  Sends the reply bytes for request and frees request's fields. 0 or -1.
+int worker_send(worker_t *self, worker_request_t *request, const void *reply, size_t reply_size);
+
+void worker_request_clear(worker_request_t *request);
+
+#endif
