@@ -78,7 +78,7 @@ $(LIBCOMMON): $(COMMON_OBJ)
 
 # services/<name>/*.c -> build/bin/<name>
 .SECONDEXPANSION:
-$(B)/bin/%: $$(patsubst %.c,$(B)/obj/%.o,$$(wildcard services/$$*/*.c)) $(LIBCOMMON)
+$(B)/bin/%: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard services/$$*/*.c))) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LDLIBS) $(if $(filter media,$*),$(VIPS_LIBS))
 

@@ -81,6 +81,8 @@ void log_write(log_level_t level, const char *fmt, ...)
 {
     if (level < s_min_level)
         return;
+    if (level > LOG_ERROR)
+        level = LOG_ERROR;
     char message[LOG_LINE_MAX / 2];
     va_list ap;
     va_start(ap, fmt);

@@ -12,6 +12,13 @@
 #define LOG_H_INCLUDED
 
 #include <stddef.h>
+//  <syslog.h> (pulled in by czmq.h) defines LOG_DEBUG 7 and LOG_INFO 6:
+//  included after this header it would silently turn log_info() into an
+//  out-of-range level, before it the enum would not compile. Include it
+//  here, once, and take the two names back (its include guard keeps them).
+#include <syslog.h>
+#undef LOG_DEBUG
+#undef LOG_INFO
 
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 

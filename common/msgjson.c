@@ -187,7 +187,8 @@ static json_t *s_to_json(const msgpack_object *object, int depth)
         //  jansson refuses NaN and infinities (JSON cannot say them).
         return json_real(object->via.f64);
     case MSGPACK_OBJECT_STR:
-        return json_stringn(object->via.str.ptr, object->via.str.size);
+        //  msgpack-c leaves ptr NULL for an empty string.
+        return json_stringn(object->via.str.size ? object->via.str.ptr : "", object->via.str.size);
     case MSGPACK_OBJECT_ARRAY: {
         json_t *array = json_array();
         for (uint32_t i = 0; i < object->via.array.size; i++) {
@@ -206,8 +207,8 @@ static json_t *s_to_json(const msgpack_object *object, int depth)
             if (pair->key.type != MSGPACK_OBJECT_STR)
                 goto refuse;
             //  jansson keys are NUL-terminated: a key with a NUL is refused.
-            const char *key = pair->key.via.str.ptr;
             size_t key_size = pair->key.via.str.size;
+            const char *key = key_size ? pair->key.via.str.ptr : "";
             if (memchr(key, '\0', key_size))
                 goto refuse;
             json_t *member = s_to_json(&pair->val, depth + 1);

@@ -125,6 +125,8 @@ static void test_msgjson_roundtrip(void **state)
                               "big", (json_int_t)INT64_MIN, "real", 1.5, "yes", 1, "nothing",
                               "text", "h\xc3\xa9llo", "list", 1, "two", "deep");
     json_object_set_new(value, "with_nul", json_stringn("a\0b", 3));
+    //  msgpack-c hands back empty strings with a NULL pointer.
+    json_object_set_new(value, "", json_string(""));
     size_t size = 0;
     char *bytes = msgjson_encode(value, &size);
     assert_non_null(bytes);
