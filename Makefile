@@ -77,6 +77,7 @@ $(LIBCOMMON): $(COMMON_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 # services/<name>/*.c -> build/bin/<name>
+.SECONDARY:
 .SECONDEXPANSION:
 $(B)/bin/%: $$(addprefix $(B)/obj/,$$(subst .c,.o,$$(wildcard services/$$*/*.c))) $(LIBCOMMON)
 	@mkdir -p $(dir $@)

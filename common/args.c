@@ -25,8 +25,7 @@ long utf8_codepoints(const char *text, size_t length)
         unsigned char c = *p;
         int extra;
         uint32_t codepoint;
-        if (c == 0)
-            return -1;
+        if (c == 0) return -1;
         if (c < 0x80) {
             extra = 0;
             codepoint = c;
@@ -42,11 +41,9 @@ long utf8_codepoints(const char *text, size_t length)
         } else {
             return -1;
         }
-        if (end - p <= extra)
-            return -1;
+        if (end - p <= extra) return -1;
         for (int i = 1; i <= extra; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return -1;
+            if ((p[i] & 0xc0) != 0x80) return -1;
             codepoint = (codepoint << 6) | (p[i] & 0x3f);
         }
         //  Overlong forms, surrogates and values past U+10FFFF are invalid.
@@ -66,8 +63,7 @@ static json_t *s_present(const json_t *args, const char *name, bool required, js
     json_t *value = json_object_get(args, name);
     if (!value) {
         *result = required ? -1 : 0;
-        if (required)
-            s_flag(fields, name, "is required");
+        if (required) s_flag(fields, name, "is required");
         return NULL;
     }
     *result = 1;
@@ -79,8 +75,7 @@ int args_string(const json_t *args, const char *name, bool required, size_t min_
 {
     int result;
     json_t *value = s_present(args, name, required, fields, &result);
-    if (!value)
-        return result;
+    if (!value) return result;
     if (!json_is_string(value)) {
         s_flag(fields, name, "must be a string");
         return -1;
@@ -108,8 +103,7 @@ int args_bool(const json_t *args, const char *name, bool required, bool *out, js
 {
     int result;
     json_t *value = s_present(args, name, required, fields, &result);
-    if (!value)
-        return result;
+    if (!value) return result;
     if (!json_is_boolean(value)) {
         s_flag(fields, name, "must be true or false");
         return -1;
@@ -122,8 +116,7 @@ int args_id(const json_t *args, const char *name, bool required, int64_t *out, j
 {
     int result;
     json_t *value = s_present(args, name, required, fields, &result);
-    if (!value)
-        return result;
+    if (!value) return result;
     if (!json_is_string(value)) {
         s_flag(fields, name, "must be an id (a string of digits)");
         return -1;

@@ -25,13 +25,11 @@ const char *config_str(const char *name, const char *fallback)
 int64_t config_int(const char *name, int64_t fallback)
 {
     const char *value = getenv(name);
-    if (!value || !*value)
-        return fallback;
+    if (!value || !*value) return fallback;
     char *end = NULL;
     errno = 0;
     long long parsed = strtoll(value, &end, 10);
-    if (errno || !end || *end != '\0')
-        return fallback;
+    if (errno || !end || *end != '\0') return fallback;
     return parsed;
 }
 
@@ -45,16 +43,13 @@ char *config_mask_url(const char *url)
     //  scheme://user:password@host… -> scheme://user:***@host…
     const char *scheme_end = strstr(url, "://");
     const char *at = strchr(url, '@');
-    if (!scheme_end || !at || at < scheme_end)
-        return strdup(url);
+    if (!scheme_end || !at || at < scheme_end) return strdup(url);
     const char *colon = memchr(scheme_end + 3, ':', (size_t)(at - (scheme_end + 3)));
-    if (!colon)
-        return strdup(url);
+    if (!colon) return strdup(url);
     size_t head = (size_t)(colon - url) + 1;
     size_t size = head + 3 + strlen(at) + 1;
     char *masked = malloc(size);
-    if (!masked)
-        return NULL;
+    if (!masked) return NULL;
     snprintf(masked, size, "%.*s***%s", (int)head, url, at);
     return masked;
 }
@@ -87,8 +82,7 @@ bool config_wants_help(int argc, char **argv, const char *usage)
     for (int i = 1; i < argc; i++) {
         if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
             fputs(usage, stdout);
-            if (usage[0] && usage[strlen(usage) - 1] != '\n')
-                fputc('\n', stdout);
+            if (usage[0] && usage[strlen(usage) - 1] != '\n') fputc('\n', stdout);
             return true;
         }
     }

@@ -22,8 +22,7 @@ static pthread_once_t s_key_once = PTHREAD_ONCE_INIT;
 
 static void s_derive_key(void)
 {
-    if (sodium_init() < 0)
-        abort();
+    if (sodium_init() < 0) abort();
     const char *secret = config_str("CURSOR_SECRET", "development cursor secret");
     crypto_generichash(s_key, sizeof s_key, (const unsigned char *)secret, strlen(secret), NULL, 0);
 }
@@ -61,14 +60,14 @@ void cursor_encode(int64_t key1, int64_t key2, char *buf)
     s_put_be(raw + 1, key1);
     s_put_be(raw + 9, key2);
     s_mac(raw, raw + 17);
-    sodium_bin2base64(buf, CURSOR_TEXT_MAX, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_bin2base64(buf, CURSOR_TEXT_MAX, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
 int cursor_decode(const char *text, int64_t *key1, int64_t *key2)
 {
     pthread_once(&s_key_once, s_derive_key);
-    if (!text || strlen(text) >= CURSOR_TEXT_MAX)
-        return -1;
+    if (!text || strlen(text) >= CURSOR_TEXT_MAX) return -1;
     unsigned char raw[CURSOR_RAW_SIZE];
     size_t raw_size = 0;
     if (sodium_base642bin(raw, sizeof raw, text, strlen(text), NULL, &raw_size, NULL,
@@ -77,8 +76,7 @@ int cursor_decode(const char *text, int64_t *key1, int64_t *key2)
         return -1;
     unsigned char mac[CURSOR_MAC_SIZE];
     s_mac(raw, mac);
-    if (sodium_memcmp(mac, raw + 17, CURSOR_MAC_SIZE) != 0)
-        return -1;
+    if (sodium_memcmp(mac, raw + 17, CURSOR_MAC_SIZE) != 0) return -1;
     *key1 = s_get_be(raw + 1);
     *key2 = s_get_be(raw + 9);
     return 0;

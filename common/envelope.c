@@ -36,11 +36,9 @@ char *envelope_request_encode(const envelope_request_t *request, size_t *size_ou
 
 static int s_copy_string(const json_t *value, char *out, size_t size)
 {
-    if (!json_is_string(value))
-        return -1;
+    if (!json_is_string(value)) return -1;
     size_t length = json_string_length(value);
-    if (length == 0 || length >= size || memchr(json_string_value(value), '\0', length))
-        return -1;
+    if (length == 0 || length >= size || memchr(json_string_value(value), '\0', length)) return -1;
     memcpy(out, json_string_value(value), length + 1);
     return 0;
 }
@@ -49,19 +47,16 @@ int envelope_request_decode(const void *data, size_t size, envelope_request_t *r
 {
     memset(request, 0, sizeof *request);
     json_t *map = msgjson_decode(data, size);
-    if (!json_is_object(map))
-        goto fail;
+    if (!json_is_object(map)) goto fail;
     json_t *version = json_object_get(map, "v");
-    if (!json_is_integer(version) || json_integer_value(version) != ENVELOPE_VERSION)
-        goto fail;
+    if (!json_is_integer(version) || json_integer_value(version) != ENVELOPE_VERSION) goto fail;
     request->v = ENVELOPE_VERSION;
     if (s_copy_string(json_object_get(map, "method"), request->method, sizeof request->method))
         goto fail;
     //  request_id may be empty from a tool; the worker makes one then.
     json_t *request_id = json_object_get(map, "request_id");
     if (json_is_string(request_id) && json_string_length(request_id) > 0) {
-        if (s_copy_string(request_id, request->request_id, sizeof request->request_id))
-            goto fail;
+        if (s_copy_string(request_id, request->request_id, sizeof request->request_id)) goto fail;
     } else if (request_id && !json_is_string(request_id)) {
         goto fail;
     }
@@ -71,12 +66,10 @@ int envelope_request_decode(const void *data, size_t size, envelope_request_t *r
     else if (viewer && !json_is_null(viewer))
         goto fail;
     json_t *deadline = json_object_get(map, "deadline_ms");
-    if (!json_is_integer(deadline) || json_integer_value(deadline) <= 0)
-        goto fail;
+    if (!json_is_integer(deadline) || json_integer_value(deadline) <= 0) goto fail;
     request->deadline_ms = json_integer_value(deadline);
     json_t *args = json_object_get(map, "args");
-    if (args && !json_is_object(args))
-        goto fail;
+    if (args && !json_is_object(args)) goto fail;
     request->args = args ? json_incref(args) : json_object();
     json_decref(map);
     return 0;
@@ -102,19 +95,16 @@ char *envelope_reply_encode(const json_t *reply, size_t *size_out)
 json_t *envelope_reply_decode(const void *data, size_t size)
 {
     json_t *reply = msgjson_decode(data, size);
-    if (!json_is_object(reply))
-        goto fail;
+    if (!json_is_object(reply)) goto fail;
     json_t *status = json_object_get(reply, "status");
     if (!json_is_integer(status) || json_integer_value(status) < 100 ||
         json_integer_value(status) > 599)
         goto fail;
     json_t *error = json_object_get(reply, "error");
     if (error) {
-        if (!json_is_object(error) || !json_is_string(json_object_get(error, "code")))
-            goto fail;
+        if (!json_is_object(error) || !json_is_string(json_object_get(error, "code"))) goto fail;
         json_t *fields = json_object_get(error, "fields");
-        if (fields && !json_is_object(fields))
-            goto fail;
+        if (fields && !json_is_object(fields)) goto fail;
     } else if (!json_object_get(reply, "body")) {
         goto fail;
     }

@@ -34,34 +34,24 @@ static const struct {
     const char *code;
     int status;
 } s_codes[] = {
-    {ERR_INVALID, 400},
-    {ERR_UNAUTHENTICATED, 401},
-    {ERR_INVALID_CREDENTIALS, 401},
-    {ERR_FORBIDDEN, 403},
-    {ERR_NOT_FOUND, 404},
-    {ERR_METHOD_NOT_ALLOWED, 405},
-    {ERR_CONFLICT, 409},
-    {ERR_TOO_LARGE, 413},
-    {ERR_UNSUPPORTED_MEDIA_TYPE, 415},
-    {ERR_RATE_LIMITED, 429},
-    {ERR_INTERNAL, 500},
-    {ERR_UNAVAILABLE, 503},
+    {ERR_INVALID, 400},      {ERR_UNAUTHENTICATED, 401}, {ERR_INVALID_CREDENTIALS, 401},
+    {ERR_FORBIDDEN, 403},    {ERR_NOT_FOUND, 404},       {ERR_METHOD_NOT_ALLOWED, 405},
+    {ERR_CONFLICT, 409},     {ERR_TOO_LARGE, 413},       {ERR_UNSUPPORTED_MEDIA_TYPE, 415},
+    {ERR_RATE_LIMITED, 429}, {ERR_INTERNAL, 500},        {ERR_UNAVAILABLE, 503},
     {ERR_TIMEOUT, 504},
 };
 
 int errors_status_for_code(const char *code)
 {
     for (size_t i = 0; code && i < sizeof s_codes / sizeof s_codes[0]; i++)
-        if (streq(code, s_codes[i].code))
-            return s_codes[i].status;
+        if (streq(code, s_codes[i].code)) return s_codes[i].status;
     return 500;
 }
 
 int reply_status(const json_t *reply)
 {
     json_t *status = json_object_get(reply, "status");
-    if (!json_is_integer(status))
-        return 500;
+    if (!json_is_integer(status)) return 500;
     json_int_t value = json_integer_value(status);
     return (value >= 100 && value <= 599) ? (int)value : 500;
 }

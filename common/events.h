@@ -33,7 +33,7 @@ typedef struct {
     const char *topic;      // "user.created" (without the producer)
     const char *request_id; // of the request that caused it, "" if none
     int64_t created_ms;
-    const json_t *payload;  // object
+    const json_t *payload; // object
 } event_t;
 
 //  Creates the outbox and event_offsets tables in db's schema if missing.
@@ -62,8 +62,8 @@ json_t *events_replay(db_t *db, const json_t *args);
 typedef int (*events_handler_fn)(db_t *db, const event_t *event, void *state);
 
 typedef struct {
-    const char *topic;          // "media.post.created": producer, dot, event
-    events_handler_fn handler;  // runs inside the offset's transaction; 0 ok, -1 retry
+    const char *topic;         // "media.post.created": producer, dot, event
+    events_handler_fn handler; // runs inside the offset's transaction; 0 ok, -1 retry
 } events_route_t;
 
 typedef struct events_subscriber_t events_subscriber_t;
@@ -73,8 +73,7 @@ typedef struct events_subscriber_t events_subscriber_t;
 //  to database_url in schema, its SUB socket on sub_endpoint
 //  (EVENTS_SUB_URL) and an rpc client on broker_endpoint for replays.
 events_subscriber_t *events_subscriber_new(const char *database_url, const char *schema,
-                                           const char *sub_endpoint,
-                                           const char *broker_endpoint,
+                                           const char *sub_endpoint, const char *broker_endpoint,
                                            const events_route_t *routes, void *state);
 void events_subscriber_destroy(events_subscriber_t **self_p);
 

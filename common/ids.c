@@ -32,8 +32,7 @@ static int64_t s_now_ms(void)
 
 int ids_set_shard(int shard)
 {
-    if (shard < 0 || shard > SHARD_MASK)
-        return -1;
+    if (shard < 0 || shard > SHARD_MASK) return -1;
     pthread_mutex_lock(&s_lock);
     s_shard = shard;
     pthread_mutex_unlock(&s_lock);
@@ -44,8 +43,7 @@ int64_t ids_next(void)
 {
     pthread_mutex_lock(&s_lock);
     int64_t now = s_now_ms() - IDS_EPOCH_MS;
-    if (now < s_last_ms)
-        now = s_last_ms; // the clock stepped back: stay on the last millisecond
+    if (now < s_last_ms) now = s_last_ms; // the clock stepped back: stay on the last millisecond
     if (now == s_last_ms) {
         s_sequence = (s_sequence + 1) & SEQUENCE_MASK;
         if (s_sequence == 0) {
@@ -78,23 +76,19 @@ int ids_shard(int64_t id)
 int64_t ids_floor_for_time(int64_t unix_ms)
 {
     int64_t since = unix_ms - IDS_EPOCH_MS;
-    if (since < 0)
-        since = 0;
+    if (since < 0) since = 0;
     return since << (IDS_SHARD_BITS + IDS_SEQUENCE_BITS);
 }
 
 bool ids_parse(const char *text, int64_t *id_out)
 {
-    if (!text || *text < '0' || *text > '9')
-        return false;
+    if (!text || *text < '0' || *text > '9') return false;
     for (const char *p = text; *p; p++)
-        if (*p < '0' || *p > '9')
-            return false;
+        if (*p < '0' || *p > '9') return false;
     char *end = NULL;
     errno = 0;
     long long value = strtoll(text, &end, 10);
-    if (errno || *end || value <= 0)
-        return false;
+    if (errno || *end || value <= 0) return false;
     *id_out = value;
     return true;
 }

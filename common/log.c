@@ -30,12 +30,13 @@ static const char *s_level_names[] = {"debug", "info", "warn", "error"};
 
 void log_init(const char *program)
 {
+    //  Request ids come from libsodium's generator; it must be set up once.
+    if (sodium_init() < 0) abort();
     snprintf(s_program, sizeof s_program, "%s", program);
     const char *level = getenv("LOG_LEVEL");
     if (level) {
         for (int i = LOG_DEBUG; i <= LOG_ERROR; i++)
-            if (strcasecmp(level, s_level_names[i]) == 0)
-                s_min_level = (log_level_t)i;
+            if (strcasecmp(level, s_level_names[i]) == 0) s_min_level = (log_level_t)i;
     }
 }
 
@@ -79,10 +80,8 @@ static size_t s_escape(char *out, size_t room, const char *text)
 
 void log_write(log_level_t level, const char *fmt, ...)
 {
-    if (level < s_min_level)
-        return;
-    if (level > LOG_ERROR)
-        level = LOG_ERROR;
+    if (level < s_min_level) return;
+    if (level > LOG_ERROR) level = LOG_ERROR;
     char message[LOG_LINE_MAX / 2];
     va_list ap;
     va_start(ap, fmt);
@@ -104,8 +103,7 @@ void log_write(log_level_t level, const char *fmt, ...)
     used += snprintf(line + used, sizeof line - (size_t)used, "\",\"msg\":\"");
     used += (int)s_escape(line + used, sizeof line - (size_t)used - 4, message);
     used += snprintf(line + used, sizeof line - (size_t)used, "\"}\n");
-    if (used > (int)sizeof line)
-        used = (int)sizeof line;
+    if (used > (int)sizeof line) used = (int)sizeof line;
     ssize_t ignored = write(STDERR_FILENO, line, (size_t)used);
     (void)ignored;
 }

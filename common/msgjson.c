@@ -37,22 +37,18 @@ int msgjson_pack(msgpack_packer *packer, const json_t *value)
         return msgpack_pack_double(packer, json_real_value(value));
     case JSON_STRING: {
         size_t length = json_string_length(value);
-        if (msgpack_pack_str(packer, length))
-            return -1;
+        if (msgpack_pack_str(packer, length)) return -1;
         return msgpack_pack_str_body(packer, json_string_value(value), length);
     }
     case JSON_ARRAY: {
         size_t count = json_array_size(value);
-        if (msgpack_pack_array(packer, count))
-            return -1;
+        if (msgpack_pack_array(packer, count)) return -1;
         for (size_t i = 0; i < count; i++)
-            if (msgjson_pack(packer, json_array_get(value, i)))
-                return -1;
+            if (msgjson_pack(packer, json_array_get(value, i))) return -1;
         return 0;
     }
     case JSON_OBJECT: {
-        if (msgpack_pack_map(packer, json_object_size(value)))
-            return -1;
+        if (msgpack_pack_map(packer, json_object_size(value))) return -1;
         const char *key;
         json_t *member;
         json_object_foreach((json_t *)value, key, member)
@@ -104,8 +100,7 @@ static int s_check_shape(const uint8_t *data, size_t size)
     size_t at = 0;
     uint64_t pending = 1; // values still to read
     while (pending > 0) {
-        if (at >= size)
-            return -1;
+        if (at >= size) return -1;
         uint8_t tag = data[at++];
         pending--;
         uint64_t skip = 0;     // payload bytes after the header
@@ -121,27 +116,73 @@ static int s_check_shape(const uint8_t *data, size_t size)
             skip = tag & 0x1f;
         } else {
             switch (tag) {
-            case 0xc4: case 0xd9: length_bytes = 1; break;            // bin8, str8
-            case 0xc5: case 0xda: length_bytes = 2; break;            // bin16, str16
-            case 0xc6: case 0xdb: length_bytes = 4; break;            // bin32, str32
-            case 0xc7: length_bytes = 1; skip = 1; break;             // ext8 (+type)
-            case 0xc8: length_bytes = 2; skip = 1; break;             // ext16
-            case 0xc9: length_bytes = 4; skip = 1; break;             // ext32
-            case 0xca: skip = 4; break;                               // float32
-            case 0xcb: skip = 8; break;                               // float64
-            case 0xcc: case 0xd0: skip = 1; break;                    // (u)int8
-            case 0xcd: case 0xd1: skip = 2; break;                    // (u)int16
-            case 0xce: case 0xd2: skip = 4; break;                    // (u)int32
-            case 0xcf: case 0xd3: skip = 8; break;                    // (u)int64
-            case 0xd4: skip = 2; break;                               // fixext1
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;                              // fixext16
-            case 0xdc: case 0xdd: case 0xde: case 0xdf: {             // array/map 16/32
+            case 0xc4:
+            case 0xd9:
+                length_bytes = 1;
+                break; // bin8, str8
+            case 0xc5:
+            case 0xda:
+                length_bytes = 2;
+                break; // bin16, str16
+            case 0xc6:
+            case 0xdb:
+                length_bytes = 4;
+                break; // bin32, str32
+            case 0xc7:
+                length_bytes = 1;
+                skip = 1;
+                break; // ext8 (+type)
+            case 0xc8:
+                length_bytes = 2;
+                skip = 1;
+                break; // ext16
+            case 0xc9:
+                length_bytes = 4;
+                skip = 1;
+                break; // ext32
+            case 0xca:
+                skip = 4;
+                break; // float32
+            case 0xcb:
+                skip = 8;
+                break; // float64
+            case 0xcc:
+            case 0xd0:
+                skip = 1;
+                break; // (u)int8
+            case 0xcd:
+            case 0xd1:
+                skip = 2;
+                break; // (u)int16
+            case 0xce:
+            case 0xd2:
+                skip = 4;
+                break; // (u)int32
+            case 0xcf:
+            case 0xd3:
+                skip = 8;
+                break; // (u)int64
+            case 0xd4:
+                skip = 2;
+                break; // fixext1
+            case 0xd5:
+                skip = 3;
+                break;
+            case 0xd6:
+                skip = 5;
+                break;
+            case 0xd7:
+                skip = 9;
+                break;
+            case 0xd8:
+                skip = 17;
+                break; // fixext16
+            case 0xdc:
+            case 0xdd:
+            case 0xde:
+            case 0xdf: { // array/map 16/32
                 int bytes = (tag == 0xdc || tag == 0xde) ? 2 : 4;
-                if (size - at < (size_t)bytes)
-                    return -1;
+                if (size - at < (size_t)bytes) return -1;
                 uint64_t count = s_read_be(data + at, bytes);
                 at += (size_t)bytes;
                 children = (tag >= 0xde) ? 2 * count : count;
@@ -152,13 +193,11 @@ static int s_check_shape(const uint8_t *data, size_t size)
             }
         }
         if (length_bytes) {
-            if (size - at < (size_t)length_bytes)
-                return -1;
+            if (size - at < (size_t)length_bytes) return -1;
             skip += s_read_be(data + at, length_bytes);
             at += (size_t)length_bytes;
         }
-        if (skip > size - at)
-            return -1;
+        if (skip > size - at) return -1;
         at += (size_t)skip;
         pending += children;
         if (pending > size - at) // every pending value needs at least one byte
@@ -169,16 +208,14 @@ static int s_check_shape(const uint8_t *data, size_t size)
 
 static json_t *s_to_json(const msgpack_object *object, int depth)
 {
-    if (depth > MSGJSON_MAX_DEPTH)
-        return NULL;
+    if (depth > MSGJSON_MAX_DEPTH) return NULL;
     switch (object->type) {
     case MSGPACK_OBJECT_NIL:
         return json_null();
     case MSGPACK_OBJECT_BOOLEAN:
         return json_boolean(object->via.boolean);
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        if (object->via.u64 > (uint64_t)INT64_MAX)
-            return NULL;
+        if (object->via.u64 > (uint64_t)INT64_MAX) return NULL;
         return json_integer((json_int_t)object->via.u64);
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
         return json_integer((json_int_t)object->via.i64);
@@ -204,18 +241,14 @@ static json_t *s_to_json(const msgpack_object *object, int depth)
         json_t *map = json_object();
         for (uint32_t i = 0; i < object->via.map.size; i++) {
             const msgpack_object_kv *pair = &object->via.map.ptr[i];
-            if (pair->key.type != MSGPACK_OBJECT_STR)
-                goto refuse;
+            if (pair->key.type != MSGPACK_OBJECT_STR) goto refuse;
             //  jansson keys are NUL-terminated: a key with a NUL is refused.
             size_t key_size = pair->key.via.str.size;
             const char *key = key_size ? pair->key.via.str.ptr : "";
-            if (memchr(key, '\0', key_size))
-                goto refuse;
+            if (memchr(key, '\0', key_size)) goto refuse;
             json_t *member = s_to_json(&pair->val, depth + 1);
-            if (!member)
-                goto refuse;
-            if (json_object_setn_new(map, key, key_size, member))
-                goto refuse;
+            if (!member) goto refuse;
+            if (json_object_setn_new(map, key, key_size, member)) goto refuse;
             continue;
         refuse:
             json_decref(map);
@@ -235,8 +268,7 @@ json_t *msgjson_from_object(const msgpack_object *object)
 
 json_t *msgjson_decode(const void *data, size_t size)
 {
-    if (!data || size == 0 || s_check_shape(data, size) != 0)
-        return NULL;
+    if (!data || size == 0 || s_check_shape(data, size) != 0) return NULL;
     msgpack_unpacked unpacked;
     msgpack_unpacked_init(&unpacked);
     size_t offset = 0;

@@ -40,13 +40,13 @@ typedef struct {
 } service_method_t;
 
 typedef struct {
-    const char *name;                 // "identity": broker service, schema, log program
-    const char *usage;                // one paragraph for --help
-    const service_method_t *methods;  // ends with {NULL, NULL}
-    const events_route_t *consumes;   // ends with {NULL, NULL}; NULL if none
-    bool produces_events;             // outbox publisher + events.replay
-    bool uses_database;               // connect and migrate schemas/<name>/
-    void *state;                      // handed to handlers and event handlers
+    const char *name;                // "identity": broker service, schema, log program
+    const char *usage;               // one paragraph for --help
+    const service_method_t *methods; // ends with {NULL, NULL}
+    const events_route_t *consumes;  // ends with {NULL, NULL}; NULL if none
+    bool produces_events;            // outbox publisher + events.replay
+    bool uses_database;              // connect and migrate schemas/<name>/
+    void *state;                     // handed to handlers and event handlers
     //  Optional: runs once after migrations, before workers start. 0 or -1.
     int (*on_start)(db_t *db, void *state);
     //  Optional: variable names to log at start beside the common ones.

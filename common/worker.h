@@ -2,14 +2,13 @@
 
     A worker_t is one DEALER socket that connects out to the broker (workers
     never bind, so N copies of a service is N processes), announces READY
-    with its service name, then takes one request at a time. It heartbeats
-    the broker while idle and while a request is being served (from the
-    thread that calls worker_recv; a request longer than the broker's
-    liveness window still counts as alive because heartbeats are sent from
-    worker_recv/worker_send and the broker only expires *idle* workers by
-    silence — see docs/protocol.md). If the broker is silent for
-    WORKER_LIVENESS heartbeats the worker reconnects with a new socket, so a
-    restarted broker gets its workers back.
+    with its service name, then takes one request at a time. Heartbeats are
+    sent from worker_recv (and a reply counts as one), so a thread busy in a
+    handler does not heartbeat: the broker gives a busy worker until its
+    request's deadline plus the liveness window before it drops it (see
+    docs/protocol.md). If the broker is silent for WORKER_LIVENESS
+    heartbeats, or says DISCONNECT, the worker reconnects with a new socket,
+    so a restarted broker gets its workers back.
 */
 #ifndef WORKER_H_INCLUDED
 #define WORKER_H_INCLUDED
@@ -24,11 +23,11 @@
 typedef struct worker_t worker_t;
 
 typedef struct {
-    char *client;           // opaque routing address (owned)
+    char *client; // opaque routing address (owned)
     size_t client_size;
-    char *correlation;      // opaque correlation id (owned)
+    char *correlation; // opaque correlation id (owned)
     size_t correlation_size;
-    char *envelope;         // request envelope bytes (owned)
+    char *envelope; // request envelope bytes (owned)
     size_t envelope_size;
 } worker_request_t;
 

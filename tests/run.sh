@@ -65,13 +65,13 @@ fi
 PG_DIR="$ROOT/build/test-pg"
 PG_PORT=${TEST_PG_PORT:-17500}
 export PG_FAST=1
-bash scripts/pg.sh stop "$PG_DIR" >/dev/null 2>&1
+bash scripts/pg.sh destroy "$PG_DIR" >/dev/null 2>&1
 rm -rf "$PG_DIR"
 if ! bash scripts/pg.sh start "$PG_DIR" "$PG_PORT" >"$OUT/pg.log" 2>&1; then
   cat "$OUT/pg.log"; echo "0 passed, 1 failed"; exit 1
 fi
 export TEST_DATABASE_URL="postgresql://app@127.0.0.1:$PG_PORT/app"
-trap 'bash "$ROOT/scripts/pg.sh" stop "$PG_DIR" >/dev/null 2>&1' EXIT
+trap 'bash "$ROOT/scripts/pg.sh" destroy "$PG_DIR" >/dev/null 2>&1' EXIT
 
 run_tree() { # build dir, label prefix
   local b=$1 prefix=$2 t

@@ -44,8 +44,7 @@ static int s_loader_accepted(const char *loader)
                       strcmp(loader, "VipsForeignLoadWebpBuffer") == 0);
 }
 
-static image_status_t s_render(const void *data, size_t size, int side,
-                               image_rendition_t *out)
+static image_status_t s_render(const void *data, size_t size, int side, image_rendition_t *out)
 {
     VipsImage *image = NULL;
     if (vips_thumbnail_buffer((void *)data, size, &image, side, "height", side, "size",
@@ -55,8 +54,8 @@ static image_status_t s_render(const void *data, size_t size, int side,
     }
     void *bytes = NULL;
     size_t length = 0;
-    int rc = vips_jpegsave_buffer(image, &bytes, &length, "Q", 85, "strip", TRUE,
-                                  "optimize_coding", TRUE, "interlace", TRUE, NULL);
+    int rc = vips_jpegsave_buffer(image, &bytes, &length, "Q", 85, "strip", TRUE, "optimize_coding",
+                                  TRUE, "interlace", TRUE, NULL);
     if (rc != 0) {
         vips_error_clear();
         g_object_unref(image);
@@ -75,28 +74,24 @@ image_status_t image_process(const void *data, size_t size, image_rendition_t *f
 {
     memset(full, 0, sizeof *full);
     memset(thumb, 0, sizeof *thumb);
-    if (size > IMAGE_MAX_BYTES)
-        return IMAGE_TOO_LARGE;
-    if (image_init() != 0 || size == 0)
-        return IMAGE_UNSUPPORTED;
+    if (size > IMAGE_MAX_BYTES) return IMAGE_TOO_LARGE;
+    if (image_init() != 0 || size == 0) return IMAGE_UNSUPPORTED;
     if (!s_loader_accepted(vips_foreign_find_load_buffer(data, size))) {
         vips_error_clear();
         return IMAGE_UNSUPPORTED;
     }
-    VipsImage *header = vips_image_new_from_buffer(data, size, "", "access",
-                                                   VIPS_ACCESS_SEQUENTIAL, NULL);
+    VipsImage *header =
+        vips_image_new_from_buffer(data, size, "", "access", VIPS_ACCESS_SEQUENTIAL, NULL);
     if (!header) {
         vips_error_clear();
         return IMAGE_UNSUPPORTED;
     }
     double pixels = (double)vips_image_get_width(header) * vips_image_get_height(header);
     g_object_unref(header);
-    if (pixels > IMAGE_MAX_PIXELS)
-        return IMAGE_TOO_LARGE;
+    if (pixels > IMAGE_MAX_PIXELS) return IMAGE_TOO_LARGE;
 
     image_status_t status = s_render(data, size, IMAGE_FULL_SIDE, full);
-    if (status == IMAGE_OK)
-        status = s_render(data, size, IMAGE_THUMB_SIDE, thumb);
+    if (status == IMAGE_OK) status = s_render(data, size, IMAGE_THUMB_SIDE, thumb);
     if (status != IMAGE_OK) {
         image_rendition_clear(full);
         image_rendition_clear(thumb);
@@ -106,7 +101,6 @@ image_status_t image_process(const void *data, size_t size, image_rendition_t *f
 
 void image_rendition_clear(image_rendition_t *rendition)
 {
-    if (rendition->data)
-        g_free(rendition->data);
+    if (rendition->data) g_free(rendition->data);
     memset(rendition, 0, sizeof *rendition);
 }

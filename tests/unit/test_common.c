@@ -121,9 +121,9 @@ static void test_errors_replies(void **state)
 
 static void test_msgjson_roundtrip(void **state)
 {
-    json_t *value = json_pack("{s:i, s:I, s:f, s:b, s:n, s:s, s:[i,s,{s:[]}]}", "small", 1,
-                              "big", (json_int_t)INT64_MIN, "real", 1.5, "yes", 1, "nothing",
-                              "text", "h\xc3\xa9llo", "list", 1, "two", "deep");
+    json_t *value = json_pack("{s:i, s:I, s:f, s:b, s:n, s:s, s:[i,s,{s:[]}]}", "small", 1, "big",
+                              (json_int_t)INT64_MIN, "real", 1.5, "yes", 1, "nothing", "text",
+                              "h\xc3\xa9llo", "list", 1, "two", "deep");
     json_object_set_new(value, "with_nul", json_stringn("a\0b", 3));
     //  msgpack-c hands back empty strings with a NULL pointer.
     json_object_set_new(value, "", json_string(""));
@@ -234,12 +234,12 @@ static void s_expect_bad_request(const char *json_text)
 
 static void test_envelope_request_refuses(void **state)
 {
-    s_expect_bad_request("{\"method\":\"a.b\",\"deadline_ms\":5}");           // no v
-    s_expect_bad_request("{\"v\":2,\"method\":\"a.b\",\"deadline_ms\":5}");   // unknown v
-    s_expect_bad_request("{\"v\":1,\"deadline_ms\":5}");                      // no method
-    s_expect_bad_request("{\"v\":1,\"method\":\"\",\"deadline_ms\":5}");      // empty method
-    s_expect_bad_request("{\"v\":1,\"method\":42,\"deadline_ms\":5}");        // wrong type
-    s_expect_bad_request("{\"v\":1,\"method\":\"a.b\"}");                     // no deadline
+    s_expect_bad_request("{\"method\":\"a.b\",\"deadline_ms\":5}");         // no v
+    s_expect_bad_request("{\"v\":2,\"method\":\"a.b\",\"deadline_ms\":5}"); // unknown v
+    s_expect_bad_request("{\"v\":1,\"deadline_ms\":5}");                    // no method
+    s_expect_bad_request("{\"v\":1,\"method\":\"\",\"deadline_ms\":5}");    // empty method
+    s_expect_bad_request("{\"v\":1,\"method\":42,\"deadline_ms\":5}");      // wrong type
+    s_expect_bad_request("{\"v\":1,\"method\":\"a.b\"}");                   // no deadline
     s_expect_bad_request("{\"v\":1,\"method\":\"a.b\",\"deadline_ms\":5,\"args\":[]}");
     s_expect_bad_request("{\"v\":1,\"method\":\"a.b\",\"deadline_ms\":5,\"viewer_id\":\"7\"}");
     char long_method[200];
@@ -264,7 +264,9 @@ static void test_envelope_reply(void **state)
     free(bytes);
     json_decref(reply);
 
-    const char *bad[] = {"[]", "{\"status\":200}", "{\"status\":99,\"body\":null}",
+    const char *bad[] = {"[]",
+                         "{\"status\":200}",
+                         "{\"status\":99,\"body\":null}",
                          "{\"status\":\"200\",\"body\":null}",
                          "{\"status\":400,\"error\":{\"message\":\"x\"}}",
                          "{\"status\":400,\"error\":{\"code\":\"x\",\"fields\":[]}}"};
@@ -281,8 +283,8 @@ static void test_envelope_reply(void **state)
 
 static void test_args_strict_types(void **state)
 {
-    json_t *args = json_pack("{s:i, s:s, s:s, s:b, s:s, s:i}", "username", 42, "bio", "ok",
-                             "yes", "yes", "flag", 1, "id", "123", "num_id", 5);
+    json_t *args = json_pack("{s:i, s:s, s:s, s:b, s:s, s:i}", "username", 42, "bio", "ok", "yes",
+                             "yes", "flag", 1, "id", "123", "num_id", 5);
     json_t *fields = json_object();
     const char *text = NULL;
     bool flag = false;
@@ -325,10 +327,10 @@ static void test_args_codepoints_and_nul(void **state)
     json_decref(args);
 
     assert_int_equal(utf8_codepoints("abc", 3), 3);
-    assert_int_equal(utf8_codepoints("\xf0\x9f\x93\xb7", 4), 1);   // 📷
-    assert_int_equal(utf8_codepoints("\xc0\xaf", 2), -1);          // overlong
-    assert_int_equal(utf8_codepoints("\xed\xa0\x80", 3), -1);      // surrogate
-    assert_int_equal(utf8_codepoints("\xe2\x82", 2), -1);          // truncated
+    assert_int_equal(utf8_codepoints("\xf0\x9f\x93\xb7", 4), 1); // 📷
+    assert_int_equal(utf8_codepoints("\xc0\xaf", 2), -1);        // overlong
+    assert_int_equal(utf8_codepoints("\xed\xa0\x80", 3), -1);    // surrogate
+    assert_int_equal(utf8_codepoints("\xe2\x82", 2), -1);        // truncated
 }
 
 static void test_args_limit(void **state)

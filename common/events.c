@@ -1,0 +1,965 @@
+/*  events: outbox, ordered publisher, replay and subscriber (see events.h;
+    the wire format is in docs/protocol.md).
+
+    Tables, in the service's own schema:
+      outbox(id bigserial, seq bigint unique, topic, payload bytea,
+             request_id, created_at)      seq is NULL until published
+      event_offsets(producer, last_seq)   what this consumer has handled
+
+    The payload is stored as its msgpack encoding (bytea): the publisher
+    splices those bytes into the event it sends without decoding them, and
+    replay decodes them once. db_query takes text parameters only, so
+    events_emit passes the bytes in bytea's hex input form ("\x0a1b…").
+
+    Emitting. One statement inserts the row and calls pg_notify on the
+    channel "events_<producer>"; Postgres delivers the notification only if
+    and when the transaction commits, so the publisher wakes within
+    milliseconds of a commit and never for a rolled-back event.
+
+    Numbering. seq is assigned by the publisher, not at insert time: rows are
+    numbered in the order they become visible (committed), so consumers
+    never see seq n+1 while n is still invisible in an open transaction,
+    which would be an unfillable gap. The assigning transaction takes a
+    transaction-level advisory lock ("outbox-seq:<producer>") before reading
+    max(seq), so even two publishers that both believe they lead (one whose
+    connection was just replaced) cannot hand out a number twice.
+
+    Publisher thread (zactor). Owns its connection and its PUB socket. It
+    leads while it holds the session advisory lock "outbox:<producer>"
+    (pg_try_advisory_lock, retried every second by the others; a lost
+    connection loses the lock, noticed by the backend pid changing). The
+    leader LISTENs, waits on the connection's socket and the actor pipe, and
+    also polls every 500 ms as a safety net. Each round numbers up to 500
+    unpublished rows in one transaction, commits, then sends each as two
+    frames: "<producer>.<topic>" and the msgpack map {producer, seq, topic,
+    request_id, created_ms, payload}. A crash between commit and send loses
+    only the live copy: consumers find the event by replay.
+
+    Subscriber thread (zactor). Owns a connection to the consumer's schema,
+    a SUB socket subscribed to "<producer>." for every producer named in the
+    routes, and an rpc client for events.replay. Each event runs in one
+    transaction: lock the producer's offset row (inserted at 0 when
+    missing), compare, run the route's handler, store the new offset,
+    commit. So the handler's effect and the offset commit or roll back
+    together, and several instances of one consumer (scaled out) serialize
+    on the offset row: each event's effect happens once. A cached lower
+    bound of the offset lets duplicates be dropped without a round trip.
+    A gap (seq > last + 1) triggers a replay at once; a replay also runs at
+    start and every EVENTS_REPLAY_MS (default 3000), which catches the last
+    event of a burst whose live copy was lost. A failing handler stalls its
+    producer: the event is kept and retried with a doubling backoff (100 ms
+    to 5 s), live events of that producer are dropped meanwhile (replay
+    brings them back once the stall clears). Frames that do not parse, or
+    whose fields do not agree, are logged and dropped.
+*/
+#include "events.h"
+
+#include "config.h"
+#include "envelope.h"
+#include "errors.h"
+#include "log.h"
+#include "msgjson.h"
+#include "protocol.h"
+#include "rpc.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVENTS_BATCH 500         // rows numbered per publisher round
+#define EVENTS_PUBLISH_ROUNDS 20 // rounds per wake-up before looking at the pipe
+#define EVENTS_POLL_MS 500       // the leader's safety-net poll
+#define EVENTS_ELECTION_MS 1000  // how often a follower tries to lead
+#define EVENTS_REPLAY_MS 3000    // subscriber's periodic replay (EVENTS_REPLAY_MS)
+#define EVENTS_REPLAY_LIMIT 500  // default and page size of a replay
+#define EVENTS_REPLAY_LIMIT_MAX 1000
+#define EVENTS_REPLAY_PAGES 20      // pages per replay call before looking at the pipe
+#define EVENTS_RPC_TIMEOUT_MS 3000  // one replay call
+#define EVENTS_REPLAY_RETRY_MS 1000 // after a failed replay call
+#define EVENTS_RETRY_MIN_MS 100
+#define EVENTS_RETRY_MAX_MS 5000
+#define EVENTS_TOPIC_MAX 128
+#define EVENTS_PUB_HWM 100000
+//  Same key as db.c's migration lock: table creation and migrations of one
+//  schema never run at the same time.
+#define EVENTS_SCHEMA_LOCK "7301"
+
+//  ---- tables and emit ---------------------------------------------------------
+
+int events_ensure_tables(db_t *db)
+{
+    assert(db);
+    bool own_transaction = !db_in_transaction(db);
+    if (own_transaction && db_begin(db) != 0) return -1;
+    const char *params[] = {EVENTS_SCHEMA_LOCK, db_schema(db)};
+    int rc = -1;
+    //  Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog,
+    //  hence the lock.
+    if (db_exec(db, "SELECT pg_advisory_xact_lock($1::int, hashtext($2))", 2, params) >= 0 &&
+        db_exec_script(db, "CREATE TABLE IF NOT EXISTS outbox ("
+                           " id bigserial PRIMARY KEY,"
+                           " seq bigint UNIQUE,"
+                           " topic text NOT NULL,"
+                           " payload bytea NOT NULL,"
+                           " request_id text NOT NULL DEFAULT '',"
+                           " created_at timestamptz NOT NULL DEFAULT now());"
+                           "CREATE INDEX IF NOT EXISTS outbox_unpublished"
+                           " ON outbox (id) WHERE seq IS NULL;"
+                           "CREATE TABLE IF NOT EXISTS event_offsets ("
+                           " producer text PRIMARY KEY,"
+                           " last_seq bigint NOT NULL)") == 0)
+        rc = 0;
+    if (own_transaction) {
+        if (rc == 0)
+            rc = db_commit(db);
+        else
+            db_rollback(db);
+    }
+    return rc;
+}
+
+//  The NOTIFY channel of a producer. Returns -1 if the name does not fit.
+static int s_channel(const char *producer, char *channel, size_t size)
+{
+    int length = snprintf(channel, size, "events_%s", producer);
+    return length > 0 && (size_t)length < size && length <= 63 ? 0 : -1;
+}
+
+//  bytea hex input text for data: "\x" then two hex digits per byte.
+static char *s_bytea_text(const char *data, size_t size)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *text = (char *)zmalloc(2 * size + 3);
+    text[0] = '\\';
+    text[1] = 'x';
+    for (size_t i = 0; i < size; i++) {
+        text[2 + 2 * i] = digits[(unsigned char)data[i] >> 4];
+        text[3 + 2 * i] = digits[(unsigned char)data[i] & 15];
+    }
+    return text;
+}
+
+int events_emit(db_t *db, const char *topic, const json_t *payload)
+{
+    assert(db);
+    assert(topic);
+    assert(db_in_transaction(db));
+    char channel[72];
+    size_t topic_length = strlen(topic);
+    if (topic_length == 0 || topic_length > EVENTS_TOPIC_MAX || !json_is_object(payload) ||
+        s_channel(db_schema(db), channel, sizeof channel) != 0) {
+        log_error("events_emit: bad topic, payload or producer name");
+        return -1;
+    }
+    size_t size = 0;
+    char *packed = msgjson_encode(payload, &size);
+    if (!packed) {
+        log_error("events_emit: cannot encode the payload of %s", topic);
+        return -1;
+    }
+    char *bytea = s_bytea_text(packed, size);
+    free(packed);
+    const char *params[] = {topic, bytea, log_request_id(), channel};
+    long rows = db_exec(db,
+                        "WITH inserted AS ("
+                        " INSERT INTO outbox (topic, payload, request_id)"
+                        " VALUES ($1, $2::bytea, $3) RETURNING id)"
+                        " SELECT pg_notify($4, '') FROM inserted",
+                        4, params);
+    freen(bytea);
+    return rows == 1 ? 0 : -1;
+}
+
+//  ---- replay ------------------------------------------------------------------
+
+//  Decodes a bytea column (text form) holding msgpack into a value; an
+//  undecodable payload becomes {} (logged) so one bad row cannot wedge
+//  every consumer.
+static json_t *s_payload_value(const char *text, int64_t seq)
+{
+    size_t size = 0;
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)text, &size);
+    json_t *value = bytes ? msgjson_decode(bytes, size) : NULL;
+    if (bytes) PQfreemem(bytes);
+    if (!json_is_object(value)) {
+        log_error("events: outbox row seq %" PRId64 " has an unreadable payload", seq);
+        json_decref(value);
+        value = json_object();
+    }
+    return value;
+}
+
+json_t *events_replay(db_t *db, const json_t *args)
+{
+    assert(db);
+    json_t *fields = json_object();
+    json_t *since_value = json_object_get(args, "since");
+    json_t *limit_value = json_object_get(args, "limit");
+    json_int_t since = 0, limit = EVENTS_REPLAY_LIMIT;
+    if (!json_is_object(args))
+        json_object_set_new(fields, "since", json_string("required"));
+    else if (!json_is_integer(since_value) || json_integer_value(since_value) < 0)
+        json_object_set_new(fields, "since", json_string("must be an integer >= 0"));
+    else
+        since = json_integer_value(since_value);
+    if (limit_value && !json_is_null(limit_value)) {
+        if (!json_is_integer(limit_value) || json_integer_value(limit_value) < 1)
+            json_object_set_new(fields, "limit", json_string("must be an integer >= 1"));
+        else
+            limit = json_integer_value(limit_value);
+        if (limit > EVENTS_REPLAY_LIMIT_MAX) limit = EVENTS_REPLAY_LIMIT_MAX;
+    }
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "invalid replay arguments");
+    json_decref(fields);
+
+    char since_text[24], limit_text[24];
+    snprintf(since_text, sizeof since_text, "%" JSON_INTEGER_FORMAT, since);
+    snprintf(limit_text, sizeof limit_text, "%" JSON_INTEGER_FORMAT, limit);
+    const char *params[] = {since_text, limit_text};
+    PGresult *rows = db_query(db,
+                              "SELECT seq, topic, request_id,"
+                              " (extract(epoch FROM created_at) * 1000)::bigint, payload"
+                              " FROM outbox WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int",
+                              2, params);
+    //  Read after the rows, so last_seq is never below the last row sent.
+    PGresult *last =
+        rows ? db_query(db, "SELECT coalesce(max(seq), 0) FROM outbox", 0, NULL) : NULL;
+    if (!rows || !last) {
+        PQclear(rows);
+        return reply_error(500, ERR_INTERNAL, "cannot read the outbox");
+    }
+    json_t *events = json_array();
+    for (int row = 0; row < PQntuples(rows); row++) {
+        int64_t seq = strtoll(PQgetvalue(rows, row, 0), NULL, 10);
+        json_t *event = json_object();
+        json_object_set_new(event, "seq", json_integer(seq));
+        json_object_set_new(event, "topic", json_string(PQgetvalue(rows, row, 1)));
+        json_object_set_new(event, "request_id", json_string(PQgetvalue(rows, row, 2)));
+        json_object_set_new(event, "created_ms",
+                            json_integer(strtoll(PQgetvalue(rows, row, 3), NULL, 10)));
+        json_object_set_new(event, "payload", s_payload_value(PQgetvalue(rows, row, 4), seq));
+        json_array_append_new(events, event);
+    }
+    json_t *body = json_object();
+    json_object_set_new(body, "events", events);
+    json_object_set_new(body, "last_seq", json_integer(strtoll(PQgetvalue(last, 0, 0), NULL, 10)));
+    PQclear(rows);
+    PQclear(last);
+    return reply_ok(200, body);
+}
+
+//  ---- publisher ---------------------------------------------------------------
+
+struct events_publisher_t {
+    zactor_t *actor;
+};
+
+typedef struct {
+    db_t *db;
+    zsock_t *pub;
+    char *producer;
+    char channel[72];
+    bool leader;
+    int backend_pid; // of the session that holds the lock
+} publisher_t;
+
+static void s_publisher_free(publisher_t **self_p)
+{
+    publisher_t *self = *self_p;
+    if (!self) return;
+    db_destroy(&self->db);
+    zsock_destroy(&self->pub);
+    freen(self->producer);
+    freen(self);
+    *self_p = NULL;
+}
+
+static void s_pack_string(msgpack_packer *packer, const char *text)
+{
+    size_t length = strlen(text);
+    msgpack_pack_str(packer, length);
+    msgpack_pack_str_body(packer, text, length);
+}
+
+//  Sends one numbered row (seq, topic, request_id, created_ms, payload).
+static void s_publish_row(publisher_t *self, PGresult *rows, int row)
+{
+    const char *topic = PQgetvalue(rows, row, 1);
+    size_t payload_size = 0;
+    unsigned char *payload =
+        PQunescapeBytea((const unsigned char *)PQgetvalue(rows, row, 4), &payload_size);
+    if (!payload) {
+        log_error("events: cannot read the payload of %s seq %s", topic, PQgetvalue(rows, row, 0));
+        return; // consumers find it by replay, which copes
+    }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map(&packer, 6);
+    s_pack_string(&packer, "producer");
+    s_pack_string(&packer, self->producer);
+    s_pack_string(&packer, "seq");
+    msgpack_pack_int64(&packer, strtoll(PQgetvalue(rows, row, 0), NULL, 10));
+    s_pack_string(&packer, "topic");
+    s_pack_string(&packer, topic);
+    s_pack_string(&packer, "request_id");
+    s_pack_string(&packer, PQgetvalue(rows, row, 2));
+    s_pack_string(&packer, "created_ms");
+    msgpack_pack_int64(&packer, strtoll(PQgetvalue(rows, row, 3), NULL, 10));
+    s_pack_string(&packer, "payload");
+    //  The stored bytes are already one msgpack value: append them as is.
+    msgpack_sbuffer_write(&buffer, (const char *)payload, payload_size);
+    PQfreemem(payload);
+
+    zmsg_t *msg = zmsg_new();
+    zmsg_addstrf(msg, "%s.%s", self->producer, topic);
+    zmsg_addmem(msg, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy(&buffer);
+    if (zmsg_send(&msg, self->pub) != 0) {
+        log_warn("events: cannot send %s.%s", self->producer, topic);
+        zmsg_destroy(&msg);
+    }
+}
+
+//  Numbers up to EVENTS_BATCH unpublished rows and sends them. Returns how
+//  many were sent, or -1.
+static int s_publish_batch(publisher_t *self)
+{
+    db_t *db = self->db;
+    if (db_begin(db) != 0) return -1;
+    const char *params[] = {self->producer};
+    PGresult *rows = NULL;
+    if (db_exec(db, "SELECT pg_advisory_xact_lock(hashtext('outbox-seq:' || $1))", 1, params) >= 0)
+        rows = db_query(db,
+                        "WITH todo AS ("
+                        "  SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT 500"
+                        "  FOR UPDATE),"
+                        " base AS (SELECT coalesce(max(seq), 0) AS last FROM outbox),"
+                        " numbered AS ("
+                        "  SELECT todo.id, base.last + row_number() OVER (ORDER BY todo.id) AS seq"
+                        "  FROM todo, base),"
+                        " assigned AS ("
+                        "  UPDATE outbox SET seq = numbered.seq FROM numbered"
+                        "  WHERE outbox.id = numbered.id"
+                        "  RETURNING outbox.seq, outbox.topic, outbox.request_id,"
+                        "   (extract(epoch FROM outbox.created_at) * 1000)::bigint AS created_ms,"
+                        "   outbox.payload)"
+                        " SELECT seq, topic, request_id, created_ms, payload"
+                        " FROM assigned ORDER BY seq",
+                        0, NULL);
+    if (!rows) {
+        db_rollback(db);
+        return -1;
+    }
+    int count = PQntuples(rows);
+    if (count == 0) {
+        db_rollback(db);
+        PQclear(rows);
+        return 0;
+    }
+    if (db_commit(db) != 0) {
+        PQclear(rows);
+        return -1;
+    }
+    for (int row = 0; row < count; row++)
+        s_publish_row(self, rows, row);
+    PQclear(rows);
+    return count;
+}
+
+//  Publishes what is pending, at most EVENTS_PUBLISH_ROUNDS batches so the
+//  actor keeps answering its pipe during a large backlog. True when more
+//  rows may be waiting.
+static bool s_publish_pending(publisher_t *self)
+{
+    for (int round = 0; round < EVENTS_PUBLISH_ROUNDS; round++) {
+        int sent = s_publish_batch(self);
+        if (sent < 0) log_warn("events: publishing %s failed; retrying", self->producer);
+        if (sent < EVENTS_BATCH) return false;
+    }
+    return true;
+}
+
+//  Tries to become the producer's publisher. True when this thread leads.
+static bool s_elect(publisher_t *self)
+{
+    const char *params[] = {self->producer};
+    PGresult *result =
+        db_query(self->db, "SELECT pg_try_advisory_lock(hashtext('outbox:' || $1))", 1, params);
+    bool won = result && streq(PQgetvalue(result, 0, 0), "t");
+    PQclear(result);
+    if (!won) return false;
+    PGconn *conn = db_conn(self->db);
+    char *quoted = PQescapeIdentifier(conn, self->channel, strlen(self->channel));
+    char *listen = quoted ? zsys_sprintf("LISTEN %s", quoted) : NULL;
+    int rc = listen ? db_exec_script(self->db, listen) : -1;
+    if (quoted) PQfreemem(quoted);
+    zstr_free(&listen);
+    if (rc != 0) {
+        db_exec(self->db, "SELECT pg_advisory_unlock(hashtext('outbox:' || $1))", 1, params);
+        return false;
+    }
+    self->backend_pid = PQbackendPID(db_conn(self->db));
+    log_info("events: publishing %s", self->producer);
+    return true;
+}
+
+//  True while the session that took the lock is still ours.
+static bool s_still_leader(publisher_t *self)
+{
+    PGconn *conn = db_conn(self->db);
+    return PQstatus(conn) == CONNECTION_OK && PQbackendPID(conn) == self->backend_pid;
+}
+
+//  Drains notifications; true when at least one arrived.
+static bool s_drain_notifications(publisher_t *self)
+{
+    PGconn *conn = db_conn(self->db);
+    if (PQstatus(conn) != CONNECTION_OK || !PQconsumeInput(conn)) return false;
+    bool any = false;
+    PGnotify *notify;
+    while ((notify = PQnotifies(conn))) {
+        any = true;
+        PQfreemem(notify);
+    }
+    return any;
+}
+
+static void s_publisher_actor(zsock_t *pipe, void *args)
+{
+    publisher_t *self = (publisher_t *)args;
+    zsock_signal(pipe, 0);
+    int64_t next_election = 0, next_poll = 0;
+    bool wake = true;
+    while (true) {
+        int64_t now = zclock_mono();
+        if (self->leader && !s_still_leader(self)) {
+            log_warn("events: lost the publisher lock of %s", self->producer);
+            self->leader = false;
+            next_election = now;
+        }
+        if (!self->leader && now >= next_election) {
+            self->leader = s_elect(self);
+            next_election = now + EVENTS_ELECTION_MS;
+            wake = self->leader;
+        }
+        if (self->leader && (wake || now >= next_poll)) {
+            //  Notifications so far are covered by this round; any that
+            //  libpq reads while the round runs mean a later commit.
+            s_drain_notifications(self);
+            wake = s_publish_pending(self);
+            wake = s_drain_notifications(self) || wake;
+            next_poll = zclock_mono() + EVENTS_POLL_MS;
+        }
+        now = zclock_mono();
+        int64_t until = self->leader ? (wake ? now : next_poll) : next_election;
+        long timeout = until > now ? (long)(until - now) : 0;
+        zmq_pollitem_t items[2] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0}};
+        int count = 1;
+        PGconn *conn = db_conn(self->db);
+        if (self->leader && PQstatus(conn) == CONNECTION_OK && PQsocket(conn) >= 0) {
+            items[1] = (zmq_pollitem_t){NULL, PQsocket(conn), ZMQ_POLLIN, 0};
+            count = 2;
+        }
+        if (zmq_poll(items, count, timeout) < 0) continue; // EINTR
+        if (items[0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv(pipe);
+            bool stop = !command || streq(command, "$TERM");
+            zstr_free(&command);
+            if (stop) break;
+        }
+        if (count == 2 && (items[1].revents & ZMQ_POLLIN))
+            wake = s_drain_notifications(self) || PQstatus(conn) != CONNECTION_OK || wake;
+    }
+    s_publisher_free(&self);
+}
+
+events_publisher_t *events_publisher_new(const char *database_url, const char *producer,
+                                         const char *pub_endpoint)
+{
+    assert(database_url && producer && pub_endpoint);
+    publisher_t *state = (publisher_t *)zmalloc(sizeof(publisher_t));
+    state->producer = strdup(producer);
+    if (!protocol_valid_service(producer, strlen(producer)) || strchr(producer, '.') ||
+        s_channel(producer, state->channel, sizeof state->channel) != 0) {
+        log_error("events: invalid producer name '%s'", producer);
+        s_publisher_free(&state);
+        return NULL;
+    }
+    state->db = db_new(database_url, producer);
+    if (!state->db || events_ensure_tables(state->db) != 0) {
+        s_publisher_free(&state);
+        return NULL;
+    }
+    state->pub = zsock_new(ZMQ_PUB);
+    if (!state->pub) {
+        s_publisher_free(&state);
+        return NULL;
+    }
+    zsock_set_sndhwm(state->pub, EVENTS_PUB_HWM);
+    zsock_set_linger(state->pub, 500); // the last events of a clean stop still leave
+    if (zsock_connect(state->pub, "%s", pub_endpoint) != 0) {
+        log_error("events: cannot connect the publisher to %s", pub_endpoint);
+        s_publisher_free(&state);
+        return NULL;
+    }
+    events_publisher_t *self = (events_publisher_t *)zmalloc(sizeof(events_publisher_t));
+    //  From here the actor thread owns state (and frees it).
+    self->actor = zactor_new(s_publisher_actor, state);
+    if (!self->actor) {
+        s_publisher_free(&state);
+        freen(self);
+        return NULL;
+    }
+    return self;
+}
+
+void events_publisher_destroy(events_publisher_t **self_p)
+{
+    assert(self_p);
+    events_publisher_t *self = *self_p;
+    if (!self) return;
+    zactor_destroy(&self->actor);
+    freen(self);
+    *self_p = NULL;
+}
+
+//  ---- subscriber --------------------------------------------------------------
+
+struct events_subscriber_t {
+    zactor_t *actor;
+};
+
+typedef struct {
+    char *name;
+    int64_t last_known; // lower bound of the stored offset (others may be ahead)
+    json_t *pending;    // an event whose handler failed, retried at retry_at
+    int64_t retry_at;   // mono ms
+    int backoff_ms;
+    bool replay_wanted;
+    bool replay_failing; // to log a failing replay once, not every round
+} producer_t;
+
+typedef struct {
+    db_t *db;
+    zsock_t *sub;
+    rpc_client_t *rpc;
+    events_route_t *routes; // copy; topics owned
+    size_t route_count;
+    producer_t *producers;
+    size_t producer_count;
+    void *state;
+    int64_t replay_ms;
+} subscriber_t;
+
+typedef enum { HANDLED, DUPLICATE, GAP, FAILED } outcome_t;
+
+static void s_subscriber_free(subscriber_t **self_p)
+{
+    subscriber_t *self = *self_p;
+    if (!self) return;
+    db_destroy(&self->db);
+    zsock_destroy(&self->sub);
+    rpc_client_destroy(&self->rpc);
+    for (size_t i = 0; i < self->route_count; i++)
+        free((char *)self->routes[i].topic);
+    freen(self->routes);
+    for (size_t i = 0; i < self->producer_count; i++) {
+        freen(self->producers[i].name);
+        json_decref(self->producers[i].pending);
+    }
+    freen(self->producers);
+    freen(self);
+    *self_p = NULL;
+}
+
+static producer_t *s_find_producer(subscriber_t *self, const char *name, size_t length)
+{
+    for (size_t i = 0; i < self->producer_count; i++)
+        if (strlen(self->producers[i].name) == length &&
+            memcmp(self->producers[i].name, name, length) == 0)
+            return &self->producers[i];
+    return NULL;
+}
+
+static const events_route_t *s_find_route(subscriber_t *self, const event_t *event)
+{
+    size_t producer_length = strlen(event->producer);
+    for (size_t i = 0; i < self->route_count; i++) {
+        const char *topic = self->routes[i].topic;
+        if (strncmp(topic, event->producer, producer_length) == 0 &&
+            topic[producer_length] == '.' && streq(topic + producer_length + 1, event->topic))
+            return &self->routes[i];
+    }
+    return NULL;
+}
+
+//  A string member without NUL bytes, or NULL.
+static const char *s_text(const json_t *object, const char *key, size_t max)
+{
+    json_t *value = json_object_get(object, key);
+    if (!json_is_string(value)) return NULL;
+    const char *text = json_string_value(value);
+    size_t length = json_string_length(value);
+    return strlen(text) == length && length <= max ? text : NULL;
+}
+
+//  Fills event from a decoded event object; borrowed pointers into it.
+//  -1 when a field is missing, of the wrong type or out of range.
+static int s_event_parse(const json_t *object, event_t *event)
+{
+    json_t *seq = json_object_get(object, "seq");
+    json_t *created = json_object_get(object, "created_ms");
+    json_t *payload = json_object_get(object, "payload");
+    event->producer = s_text(object, "producer", PROTOCOL_SERVICE_MAX);
+    event->topic = s_text(object, "topic", EVENTS_TOPIC_MAX);
+    event->request_id = s_text(object, "request_id", 64);
+    if (!json_is_object(object) || !event->producer || !event->topic || !*event->topic ||
+        !event->request_id || !json_is_integer(seq) || json_integer_value(seq) < 1 ||
+        !json_is_integer(created) || !json_is_object(payload))
+        return -1;
+    event->seq = json_integer_value(seq);
+    event->created_ms = json_integer_value(created);
+    event->payload = payload;
+    return 0;
+}
+
+//  The stored offset of producer, or -1 on error.
+static int64_t s_stored_offset(subscriber_t *self, producer_t *producer)
+{
+    const char *params[] = {producer->name};
+    PGresult *result =
+        db_query(self->db, "SELECT last_seq FROM event_offsets WHERE producer = $1", 1, params);
+    if (!result) return -1;
+    int64_t last = PQntuples(result) ? strtoll(PQgetvalue(result, 0, 0), NULL, 10) : 0;
+    PQclear(result);
+    if (last > producer->last_known) producer->last_known = last;
+    return last;
+}
+
+//  Runs one event through offset check, handler and offset update, all in
+//  one transaction.
+static outcome_t s_handle(subscriber_t *self, producer_t *producer, const event_t *event)
+{
+    if (event->seq <= producer->last_known) return DUPLICATE;
+    db_t *db = self->db;
+    if (db_begin(db) != 0) return FAILED;
+    char seq_text[24];
+    snprintf(seq_text, sizeof seq_text, "%" PRId64, event->seq);
+    const char *params[] = {producer->name, seq_text};
+    //  Inserts the row at 0 if missing and locks it either way; the no-op
+    //  update makes RETURNING give the current value.
+    PGresult *result = db_query(db,
+                                "INSERT INTO event_offsets (producer, last_seq) VALUES ($1, 0)"
+                                " ON CONFLICT (producer) DO UPDATE"
+                                " SET last_seq = event_offsets.last_seq RETURNING last_seq",
+                                1, params);
+    if (!result || PQntuples(result) != 1) {
+        PQclear(result);
+        db_rollback(db);
+        return FAILED;
+    }
+    int64_t last = strtoll(PQgetvalue(result, 0, 0), NULL, 10);
+    PQclear(result);
+    if (last > producer->last_known) producer->last_known = last;
+    if (event->seq <= last) {
+        db_rollback(db);
+        return DUPLICATE;
+    }
+    if (event->seq > last + 1) {
+        db_rollback(db);
+        return GAP;
+    }
+    const events_route_t *route = s_find_route(self, event);
+    if (route && route->handler) {
+        log_set_request_id(event->request_id);
+        int rc = route->handler(db, event, self->state);
+        bool open = db_in_transaction(db);
+        if (rc != 0 || !open) {
+            log_warn("events: handler for %s.%s seq %" PRId64 " failed%s", event->producer,
+                     event->topic, event->seq, open ? "" : " (it ended the transaction)");
+            db_rollback(db);
+            log_set_request_id(NULL);
+            return FAILED;
+        }
+    }
+    if (db_exec(db, "UPDATE event_offsets SET last_seq = $2::bigint WHERE producer = $1", 2,
+                params) != 1 ||
+        db_commit(db) != 0) {
+        db_rollback(db);
+        log_set_request_id(NULL);
+        return FAILED;
+    }
+    log_set_request_id(NULL);
+    producer->last_known = event->seq;
+    return HANDLED;
+}
+
+//  Keeps event_object (a reference is taken) for a retry after the backoff.
+static void s_stall(producer_t *producer, json_t *event_object)
+{
+    json_decref(producer->pending);
+    producer->pending = json_incref(event_object);
+    producer->backoff_ms = producer->backoff_ms ? producer->backoff_ms * 2 : EVENTS_RETRY_MIN_MS;
+    if (producer->backoff_ms > EVENTS_RETRY_MAX_MS) producer->backoff_ms = EVENTS_RETRY_MAX_MS;
+    producer->retry_at = zclock_mono() + producer->backoff_ms;
+    log_warn("events: %s stalled; retrying in %d ms", producer->name, producer->backoff_ms);
+}
+
+//  Asks the producer for everything after the stored offset and handles
+//  it, page after page (at most EVENTS_REPLAY_PAGES per call, so the actor
+//  keeps answering its pipe).
+static void s_replay(subscriber_t *self, producer_t *producer)
+{
+    producer->replay_wanted = false;
+    for (int page = 0; page < EVENTS_REPLAY_PAGES; page++) {
+        int64_t since = s_stored_offset(self, producer);
+        if (since < 0) {
+            producer->replay_wanted = true;
+            producer->retry_at = zclock_mono() + EVENTS_RETRY_MAX_MS;
+            return;
+        }
+        json_t *args =
+            json_pack("{sIsi}", "since", (json_int_t)since, "limit", EVENTS_REPLAY_LIMIT);
+        json_t *reply = rpc_call(self->rpc, producer->name, "events.replay", 0, args, NULL,
+                                 envelope_now_ms() + EVENTS_RPC_TIMEOUT_MS);
+        json_decref(args);
+        json_t *body = reply_body(reply);
+        json_t *events = json_object_get(body, "events");
+        if (reply_status(reply) != 200 || !json_is_array(events)) {
+            //  The next periodic replay tries again.
+            if (!producer->replay_failing)
+                log_warn("events: replay from %s failed (status %d %s)", producer->name,
+                         reply_status(reply),
+                         reply_error_code(reply) ? reply_error_code(reply) : "");
+            producer->replay_failing = true;
+            //  Try again in a second, not at every live event meanwhile.
+            producer->replay_wanted = true;
+            producer->retry_at = zclock_mono() + EVENTS_REPLAY_RETRY_MS;
+            json_decref(reply);
+            return;
+        }
+        if (producer->replay_failing)
+            log_info("events: replay from %s works again", producer->name);
+        producer->replay_failing = false;
+        json_t *last_seq = json_object_get(body, "last_seq");
+        if (json_is_integer(last_seq) && json_integer_value(last_seq) < since)
+            log_warn("events: %s is at seq %" JSON_INTEGER_FORMAT " but we handled %" PRId64
+                     " (was its outbox reset?)",
+                     producer->name, json_integer_value(last_seq), since);
+        size_t index;
+        json_t *object;
+        json_array_foreach(events, index, object)
+        {
+            event_t event;
+            if (json_is_object(object))
+                json_object_set_new(object, "producer", json_string(producer->name));
+            if (s_event_parse(object, &event) != 0) {
+                log_warn("events: malformed event in a replay from %s", producer->name);
+                json_decref(reply);
+                return;
+            }
+            outcome_t outcome = s_handle(self, producer, &event);
+            if (outcome == FAILED) {
+                s_stall(producer, object);
+                json_decref(reply);
+                return;
+            }
+            if (outcome == GAP) {
+                log_error("events: replay from %s skips from %" PRId64 " to %" PRId64,
+                          producer->name, producer->last_known, event.seq);
+                json_decref(reply);
+                return;
+            }
+        }
+        size_t count = json_array_size(events);
+        json_decref(reply);
+        if (count < EVENTS_REPLAY_LIMIT) return; // caught up
+    }
+    producer->replay_wanted = true; // more pages: go on after a look at the pipe
+}
+
+//  Retries a stalled producer's event.
+static void s_retry(subscriber_t *self, producer_t *producer)
+{
+    event_t event;
+    json_t *pending = producer->pending;
+    producer->pending = NULL;
+    outcome_t outcome =
+        s_event_parse(pending, &event) == 0 ? s_handle(self, producer, &event) : DUPLICATE;
+    if (outcome == FAILED)
+        s_stall(producer, pending);
+    else {
+        log_info("events: %s resumed", producer->name);
+        producer->backoff_ms = 0;
+        producer->retry_at = 0;
+        producer->replay_wanted = true; // what was dropped during the stall
+    }
+    json_decref(pending);
+}
+
+//  One message from the SUB socket.
+static void s_on_message(subscriber_t *self, zmsg_t *msg)
+{
+    zframe_t *topic_frame = zmsg_first(msg);
+    zframe_t *event_frame = zmsg_next(msg);
+    if (zmsg_size(msg) != 2) {
+        log_warn("events: dropped a message of %zu frames", zmsg_size(msg));
+        return;
+    }
+    json_t *object = msgjson_decode(zframe_data(event_frame), zframe_size(event_frame));
+    event_t event;
+    producer_t *producer = NULL;
+    if (object && s_event_parse(object, &event) == 0)
+        producer = s_find_producer(self, event.producer, strlen(event.producer));
+    if (producer) {
+        //  The topic frame must be exactly "<producer>.<topic>".
+        size_t producer_length = strlen(event.producer), topic_length = strlen(event.topic);
+        const char *frame = (const char *)zframe_data(topic_frame);
+        if (zframe_size(topic_frame) != producer_length + 1 + topic_length ||
+            memcmp(frame, event.producer, producer_length) != 0 || frame[producer_length] != '.' ||
+            memcmp(frame + producer_length + 1, event.topic, topic_length) != 0)
+            producer = NULL;
+    }
+    if (!producer) {
+        log_warn("events: dropped a malformed event (%zu bytes)", zframe_size(event_frame));
+        json_decref(object);
+        return;
+    }
+    if (producer->pending) {
+        producer->replay_wanted = true; // stalled: replay brings it back later
+        json_decref(object);
+        return;
+    }
+    outcome_t outcome = s_handle(self, producer, &event);
+    if (outcome == GAP && zclock_mono() >= producer->retry_at) {
+        log_info("events: gap from %s before seq %" PRId64 "; replaying", producer->name,
+                 event.seq);
+        s_replay(self, producer);
+    } else if (outcome == GAP)
+        producer->replay_wanted = true; // a failed replay is retried at retry_at
+    else if (outcome == FAILED)
+        s_stall(producer, object);
+    json_decref(object);
+}
+
+static void s_subscriber_actor(zsock_t *pipe, void *args)
+{
+    subscriber_t *self = (subscriber_t *)args;
+    zsock_signal(pipe, 0);
+    int64_t next_replay = 0; // at start
+    while (true) {
+        int64_t now = zclock_mono();
+        if (now >= next_replay) {
+            for (size_t i = 0; i < self->producer_count; i++)
+                self->producers[i].replay_wanted = true;
+            next_replay = now + self->replay_ms;
+        }
+        int64_t wake = next_replay;
+        for (size_t i = 0; i < self->producer_count; i++) {
+            producer_t *producer = &self->producers[i];
+            if (producer->pending && zclock_mono() >= producer->retry_at) s_retry(self, producer);
+            if (!producer->pending && producer->replay_wanted &&
+                zclock_mono() >= producer->retry_at)
+                s_replay(self, producer);
+            if (producer->pending || producer->replay_wanted)
+                wake = producer->retry_at < wake ? producer->retry_at : wake;
+        }
+        now = zclock_mono();
+        long timeout = wake > now ? (long)(wake - now) : 0;
+        zmq_pollitem_t items[2] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0},
+                                   {zsock_resolve(self->sub), 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, timeout) < 0) continue; // EINTR
+        if (items[0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv(pipe);
+            bool stop = !command || streq(command, "$TERM");
+            zstr_free(&command);
+            if (stop) break;
+        }
+        //  A bounded batch, then back to the pipe and the timers.
+        for (int i = 0; i < 1000 && (zsock_events(self->sub) & ZMQ_POLLIN); i++) {
+            zmsg_t *msg = zmsg_recv(self->sub);
+            if (!msg) break;
+            s_on_message(self, msg);
+            zmsg_destroy(&msg);
+        }
+    }
+    s_subscriber_free(&self);
+}
+
+events_subscriber_t *events_subscriber_new(const char *database_url, const char *schema,
+                                           const char *sub_endpoint, const char *broker_endpoint,
+                                           const events_route_t *routes, void *state)
+{
+    assert(database_url && schema && sub_endpoint && broker_endpoint && routes);
+    subscriber_t *sub = (subscriber_t *)zmalloc(sizeof(subscriber_t));
+    sub->state = state;
+    sub->replay_ms = config_int("EVENTS_REPLAY_MS", EVENTS_REPLAY_MS);
+    if (sub->replay_ms < 10) sub->replay_ms = EVENTS_REPLAY_MS;
+    size_t count = 0;
+    while (routes[count].topic)
+        count++;
+    sub->routes = (events_route_t *)zmalloc((count + 1) * sizeof(events_route_t));
+    sub->producers = (producer_t *)zmalloc((count + 1) * sizeof(producer_t));
+    for (size_t i = 0; i < count; i++) {
+        const char *topic = routes[i].topic;
+        const char *dot = strchr(topic, '.');
+        if (!dot || !dot[1] || !protocol_valid_service(topic, (size_t)(dot - topic))) {
+            log_error("events: invalid route topic '%s'", topic);
+            s_subscriber_free(&sub);
+            return NULL;
+        }
+        sub->routes[i].topic = (const char *)strdup(topic);
+        sub->routes[i].handler = routes[i].handler;
+        sub->route_count++;
+        if (!s_find_producer(sub, topic, (size_t)(dot - topic)))
+            sub->producers[sub->producer_count++].name = strndup(topic, (size_t)(dot - topic));
+    }
+    if (count == 0) {
+        log_error("events: a subscriber needs at least one route");
+        s_subscriber_free(&sub);
+        return NULL;
+    }
+    sub->db = db_new(database_url, schema);
+    if (!sub->db || events_ensure_tables(sub->db) != 0) {
+        s_subscriber_free(&sub);
+        return NULL;
+    }
+    sub->rpc = rpc_client_new(broker_endpoint);
+    sub->sub = zsock_new(ZMQ_SUB);
+    if (sub->sub)
+        zsock_set_rcvhwm(sub->sub, EVENTS_PUB_HWM); // before connect: applies to that pipe
+    if (!sub->rpc || !sub->sub || zsock_connect(sub->sub, "%s", sub_endpoint) != 0) {
+        log_error("events: cannot set up the subscriber (%s, %s)", sub_endpoint, broker_endpoint);
+        s_subscriber_free(&sub);
+        return NULL;
+    }
+    for (size_t i = 0; i < sub->producer_count; i++) {
+        char *prefix = zsys_sprintf("%s.", sub->producers[i].name);
+        zsock_set_subscribe(sub->sub, prefix);
+        zstr_free(&prefix);
+    }
+    events_subscriber_t *self = (events_subscriber_t *)zmalloc(sizeof(events_subscriber_t));
+    //  From here the actor thread owns sub (and frees it).
+    self->actor = zactor_new(s_subscriber_actor, sub);
+    if (!self->actor) {
+        s_subscriber_free(&sub);
+        freen(self);
+        return NULL;
+    }
+    return self;
+}
+
+void events_subscriber_destroy(events_subscriber_t **self_p)
+{
+    assert(self_p);
+    events_subscriber_t *self = *self_p;
+    if (!self) return;
+    zactor_destroy(&self->actor);
+    freen(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,168 @@
+/*  rpc: the client side of the broker protocol (docs/protocol.md).
+
+    One DEALER socket per rpc_client_t, one call in flight at a time. Each
+    call gets a fresh correlation id (a per-client counter); the reply
+    loop reads until the frame with this call's id arrives or the deadline
+    passes, throwing away anything else: a reply that arrives after its
+    call gave up (504) is recognised by its old id and discarded, so the
+    socket stays usable and the next call never sees a stale answer.
+
+    Never hangs: the send waits for room only until the deadline, and the
+    receive polls with the time left. When the broker is down the DEALER
+    keeps reconnecting in the background; a request sent meanwhile waits in
+    the socket and goes out on reconnection, where the broker drops it if its
+    deadline has passed (the deadline travels in its own frame, so the broker
+    checks it without decoding the envelope).
+*/
+#include "rpc.h"
+#include "envelope.h"
+#include "errors.h"
+#include "log.h"
+#include "protocol.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+struct rpc_client_t {
+    zsock_t *sock;
+    uint64_t sequence; // last correlation id used
+};
+
+rpc_client_t *rpc_client_new(const char *endpoint)
+{
+    assert(endpoint);
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock) return NULL;
+    zsock_set_linger(sock, 0);
+    if (zsock_connect(sock, "%s", endpoint) == -1) {
+        log_error("rpc cannot connect to %s", endpoint);
+        zsock_destroy(&sock);
+        return NULL;
+    }
+    rpc_client_t *self = (rpc_client_t *)zmalloc(sizeof *self);
+    self->sock = sock;
+    return self;
+}
+
+void rpc_client_destroy(rpc_client_t **self_p)
+{
+    rpc_client_t *self = *self_p;
+    if (!self) return;
+    zsock_destroy(&self->sock);
+    freen(self);
+    *self_p = NULL;
+}
+
+//  Sends the request frames, waiting for room until deadline_ms. 0, or -1
+//  (deadline passed, or the socket failed).
+static int s_send_request(rpc_client_t *self, const char *service, const char *correlation,
+                          int64_t deadline_ms, const void *envelope, size_t envelope_size)
+{
+    void *handle = zsock_resolve(self->sock);
+    while (zmq_send(handle, "", 0, ZMQ_DONTWAIT | ZMQ_SNDMORE) == -1) {
+        if (errno != EAGAIN && errno != EINTR) return -1;
+        int64_t left = deadline_ms - envelope_now_ms();
+        if (left <= 0 || zsys_interrupted) return -1;
+        zmq_pollitem_t item = {handle, 0, ZMQ_POLLOUT, 0};
+        zmq_poll(&item, 1, (long)left);
+    }
+    //  The first frame was accepted, so the rest of the message will be too.
+    char deadline_text[24];
+    snprintf(deadline_text, sizeof deadline_text, "%" PRId64, deadline_ms);
+    zmq_send(handle, PROTOCOL_CLIENT, strlen(PROTOCOL_CLIENT), ZMQ_SNDMORE);
+    zmq_send(handle, service, strlen(service), ZMQ_SNDMORE);
+    zmq_send(handle, correlation, strlen(correlation), ZMQ_SNDMORE);
+    zmq_send(handle, deadline_text, strlen(deadline_text), ZMQ_SNDMORE);
+    zmq_send(handle, envelope, envelope_size, 0);
+    return 0;
+}
+
+//  True when msg is ["", SC01, service, correlation, reply] for this call.
+static bool s_is_our_reply(zmsg_t *msg, const char *service, const char *correlation)
+{
+    if (zmsg_size(msg) != 5) return false;
+    zframe_t *empty = zmsg_first(msg);
+    zframe_t *protocol = zmsg_next(msg);
+    zframe_t *service_frame = zmsg_next(msg);
+    zframe_t *correlation_frame = zmsg_next(msg);
+    return zframe_size(empty) == 0 && zframe_streq(protocol, PROTOCOL_CLIENT) &&
+           zframe_streq(service_frame, service) && zframe_streq(correlation_frame, correlation);
+}
+
+//  Waits for this call's reply until deadline_ms; discards any other.
+static json_t *s_wait_reply(rpc_client_t *self, const char *service, const char *correlation,
+                            int64_t deadline_ms)
+{
+    void *handle = zsock_resolve(self->sock);
+    while (true) {
+        int64_t left = deadline_ms - envelope_now_ms();
+        if (left <= 0) break;
+        zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
+        int ready = zmq_poll(&item, 1, (long)left);
+        if (ready == -1) {
+            if (errno == EINTR && !zsys_interrupted) continue;
+            return reply_error(503, ERR_UNAVAILABLE, "the call was interrupted");
+        }
+        if (ready == 0) continue;
+        zmsg_t *msg = zmsg_recv(self->sock);
+        if (!msg) continue;
+        if (!s_is_our_reply(msg, service, correlation)) {
+            log_debug("discarding a late or malformed reply");
+            zmsg_destroy(&msg);
+            continue;
+        }
+        zframe_t *frame = zmsg_last(msg);
+        json_t *reply = envelope_reply_decode(zframe_data(frame), zframe_size(frame));
+        zmsg_destroy(&msg);
+        if (!reply) {
+            log_error("malformed reply from %s", service);
+            return reply_error(500, ERR_INTERNAL, "malformed reply from a service");
+        }
+        return reply;
+    }
+    log_warn("%s: no reply before the deadline", service);
+    return reply_error(504, ERR_TIMEOUT, "the service did not answer in time");
+}
+
+json_t *rpc_call(rpc_client_t *self, const char *service, const char *method, int64_t viewer_id,
+                 const json_t *args, const char *request_id, int64_t deadline_ms)
+{
+    assert(self && service && method);
+    int64_t now = envelope_now_ms();
+    if (deadline_ms <= 0) deadline_ms = now + RPC_DEFAULT_TIMEOUT_MS;
+    if (deadline_ms <= now)
+        return reply_error(504, ERR_TIMEOUT, "the deadline passed before the call");
+
+    envelope_request_t request = {.v = ENVELOPE_VERSION,
+                                  .viewer_id = viewer_id,
+                                  .deadline_ms = deadline_ms,
+                                  .args = (json_t *)args}; // only read (and ref-counted)
+    size_t method_length = strlen(method);
+    if (!protocol_valid_service(service, strlen(service)) || method_length == 0 ||
+        method_length >= sizeof request.method) {
+        log_error("rpc_call with an invalid service or method name");
+        return reply_error(500, ERR_INTERNAL, "invalid service or method name");
+    }
+    memcpy(request.method, method, method_length + 1);
+    if (!request_id || !*request_id) request_id = log_request_id();
+    if (*request_id)
+        snprintf(request.request_id, sizeof request.request_id, "%s", request_id);
+    else
+        log_new_request_id(request.request_id, sizeof request.request_id);
+
+    size_t envelope_size = 0;
+    char *envelope = envelope_request_encode(&request, &envelope_size);
+    if (!envelope) return reply_error(500, ERR_INTERNAL, "cannot encode the request");
+    char correlation[24];
+    snprintf(correlation, sizeof correlation, "%" PRIx64, ++self->sequence);
+    int rc = s_send_request(self, service, correlation, deadline_ms, envelope, envelope_size);
+    free(envelope);
+    if (rc == -1) {
+        log_warn("%s: cannot send the request before the deadline", service);
+        return reply_error(504, ERR_TIMEOUT, "the broker could not be reached in time");
+    }
+    return s_wait_reply(self, service, correlation, deadline_ms);
+}

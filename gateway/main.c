@@ -1,0 +1,222 @@
+/*  gateway: the HTTP front door (DESIGN.md). Wiring only: configuration,
+    the civetweb server, signals. The request path is in http.c.
+
+    civetweb serves each connection on one thread of a fixed pool
+    (GATEWAY_THREADS); a keep-alive connection holds its thread while idle
+    for up to GATEWAY_KEEPALIVE_MS, so that timeout is kept short, and
+    connections beyond the pool wait in a bounded queue. TCP_NODELAY is on:
+    responses are small and must not wait for Nagle. Request headers are
+    capped at 16 KiB and bodies at GATEWAY_MAX_BODY (http.c).
+
+    CZMQ would install its own SIGINT/SIGTERM handler the first time a
+    socket is made (on some worker thread, at some request); we switch
+    that off and handle both signals here: stop accepting, let requests in
+    flight finish (each is bounded by its RPC deadline; new ones get 503
+    meanwhile), then stop civetweb and exit 0.
+*/
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "rpc.h"
+#include "token.h"
+
+#include <civetweb.h>
+#include <czmq.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *s_usage =
+    "gateway: the HTTP front door (API under /api/v1, /healthz, /readyz, /metrics, web UI).\n"
+    "\n"
+    "Environment (default):\n"
+    "  GATEWAY_LISTEN           address:port to listen on (127.0.0.1:8080; PORT=n means\n"
+    "                           127.0.0.1:n when GATEWAY_LISTEN is unset)\n"
+    "  GATEWAY_THREADS          HTTP worker threads, one per open connection (32)\n"
+    "  GATEWAY_MAX_BODY         largest JSON request body in bytes (65536)\n"
+    "  GATEWAY_KEEPALIVE_MS     idle keep-alive time before a connection is closed (2000)\n"
+    "  GATEWAY_REQUEST_TIMEOUT_MS  time a client may take to send a request (10000)\n"
+    "  GATEWAY_SERVICES         services /readyz checks, comma separated (identity)\n"
+    "  REQUEST_TIMEOUT_MS       deadline of each call to a service (5000)\n"
+    "  BROKER_URL               the broker's client endpoint (tcp://127.0.0.1:5555)\n"
+    "  JWT_SECRET               HS256 key for access tokens, at least 32 bytes (required)\n"
+    "  AUTH_RATE_LIMIT_PER_MIN  login/register attempts per client address a minute, 0 = off (10)\n"
+    "  WEB_ROOT                 static files (web/dist if it exists, else web)\n"
+    "  LOG_LEVEL                debug|info|warn|error (info)\n";
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void s_on_signal(int signum)
+{
+    (void)signum;
+    s_stop = 1;
+}
+
+static int s_log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    log_warn("civetweb: %s", message);
+    return 1;
+}
+
+static void s_default(const char *name, const char *value)
+{
+    setenv(name, value, 0);
+}
+
+static bool s_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int main(int argc, char **argv)
+{
+    if (config_wants_help(argc, argv, s_usage)) return 0;
+    log_init("gateway");
+    //  Before any socket exists, so CZMQ never takes the signals.
+    zsys_handler_set(NULL);
+    //  Both libraries want their one-time setup done before threads start:
+    //  libsodium for its random source (request ids, token ids), jansson
+    //  for its hash seed.
+    if (sodium_init() < 0) {
+        log_error("libsodium cannot start");
+        return 1;
+    }
+    json_object_seed(0);
+
+    //  Defaults go into the environment so config_log shows the values used.
+    const char *port = getenv("PORT");
+    if (!getenv("GATEWAY_LISTEN") && port && *port) {
+        char listen[64];
+        snprintf(listen, sizeof listen, "127.0.0.1:%s", port);
+        setenv("GATEWAY_LISTEN", listen, 1);
+    }
+    s_default("GATEWAY_LISTEN", "127.0.0.1:8080");
+    s_default("GATEWAY_THREADS", "32");
+    s_default("GATEWAY_MAX_BODY", "65536");
+    s_default("GATEWAY_KEEPALIVE_MS", "2000");
+    s_default("GATEWAY_REQUEST_TIMEOUT_MS", "10000");
+    s_default("GATEWAY_SERVICES", "identity");
+    s_default("REQUEST_TIMEOUT_MS", "5000");
+    s_default("BROKER_URL", "tcp://127.0.0.1:5555");
+    s_default("AUTH_RATE_LIMIT_PER_MIN", "10");
+    s_default("WEB_ROOT", s_is_dir("web/dist") ? "web/dist" : "web");
+    s_default("LOG_LEVEL", "info");
+    static const char *const names[] = {"GATEWAY_LISTEN",
+                                        "GATEWAY_THREADS",
+                                        "GATEWAY_MAX_BODY",
+                                        "GATEWAY_KEEPALIVE_MS",
+                                        "GATEWAY_REQUEST_TIMEOUT_MS",
+                                        "GATEWAY_SERVICES",
+                                        "REQUEST_TIMEOUT_MS",
+                                        "BROKER_URL",
+                                        "JWT_SECRET",
+                                        "AUTH_RATE_LIMIT_PER_MIN",
+                                        "WEB_ROOT",
+                                        "LOG_LEVEL",
+                                        NULL};
+    config_log(names);
+
+    const char *secret = config_str("JWT_SECRET", NULL);
+    if (!token_secret_ok(secret)) {
+        log_error("JWT_SECRET is missing or shorter than %d bytes: refusing to start",
+                  TOKEN_SECRET_MIN_BYTES);
+        return 1;
+    }
+    int64_t threads = config_int("GATEWAY_THREADS", 32);
+    int64_t max_body = config_int("GATEWAY_MAX_BODY", 65536);
+    int64_t keepalive_ms = config_int("GATEWAY_KEEPALIVE_MS", 2000);
+    int64_t read_timeout_ms = config_int("GATEWAY_REQUEST_TIMEOUT_MS", 10000);
+    int64_t rate = config_int("AUTH_RATE_LIMIT_PER_MIN", 10);
+    if (threads < 1 || threads > 1024 || max_body < 0 || keepalive_ms < 0 || read_timeout_ms < 1 ||
+        rate < 0 || rate > 1000000) {
+        log_error("GATEWAY_THREADS, GATEWAY_MAX_BODY, timeouts or AUTH_RATE_LIMIT_PER_MIN out of "
+                  "range");
+        return 1;
+    }
+
+    gateway_config_t config = {
+        .jwt_secret = secret,
+        .broker_url = config_str("BROKER_URL", "tcp://127.0.0.1:5555"),
+        .max_body = (size_t)max_body,
+        .request_timeout_ms = config_int("REQUEST_TIMEOUT_MS", RPC_DEFAULT_TIMEOUT_MS),
+        .web_root = config_str("WEB_ROOT", "web"),
+        .services = config_str("GATEWAY_SERVICES", "identity"),
+        .auth_rate_limit_per_min = (int)rate,
+    };
+    gateway_t *gateway = gateway_new(&config);
+    if (!gateway) return 1;
+
+    char threads_text[16], keepalive_text[24], timeout_text[24], queue_text[16];
+    snprintf(threads_text, sizeof threads_text, "%d", (int)threads);
+    snprintf(keepalive_text, sizeof keepalive_text, "%lld", (long long)keepalive_ms);
+    snprintf(timeout_text, sizeof timeout_text, "%lld", (long long)read_timeout_ms);
+    snprintf(queue_text, sizeof queue_text, "%d", (int)(threads * 4 < 64 ? 64 : threads * 4));
+    const char *options[] = {"listening_ports",
+                             config_str("GATEWAY_LISTEN", "127.0.0.1:8080"),
+                             "num_threads",
+                             threads_text,
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             keepalive_text,
+                             "request_timeout_ms",
+                             timeout_text,
+                             "max_request_size",
+                             "16384",
+                             "connection_queue",
+                             queue_text,
+                             "listen_backlog",
+                             "512",
+                             "tcp_nodelay",
+                             "1",
+                             "decode_url",
+                             "no",
+                             "enable_directory_listing",
+                             "no",
+                             NULL};
+
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = s_on_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+
+    mg_init_library(0);
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.log_message = s_log_message;
+    callbacks.http_error = gateway_http_error;
+    struct mg_context *ctx = mg_start(&callbacks, gateway, options);
+    if (!ctx) {
+        log_error("cannot listen on %s", config_str("GATEWAY_LISTEN", ""));
+        gateway_destroy(&gateway);
+        mg_exit_library();
+        return 1;
+    }
+    //  mg_start sets SIGPIPE to ignored; the signals above stay ours.
+    mg_set_request_handler(ctx, "/", gateway_handle, gateway);
+    log_info("listening on http://%s", config_str("GATEWAY_LISTEN", ""));
+
+    while (!s_stop) {
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    log_info("stopping: finishing requests in flight");
+    //  Each request is bounded by its RPC deadline; allow that plus a
+    //  second for writing the answer.
+    gateway_drain(gateway, (int)config.request_timeout_ms + 1000);
+    mg_stop(ctx);
+    gateway_destroy(&gateway);
+    mg_exit_library();
+    log_info("stopped");
+    return 0;
+}

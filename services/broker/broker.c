@@ -1,0 +1,628 @@
+/*  broker: request routing and the event proxy.
+
+    Structures. `services` maps a service name to its broker_service_t: a
+    FIFO of waiting requests and a list of idle workers, longest idle first
+    (LRU: a worker that finishes goes to the back, so a stream of requests
+    visits every worker of the service in turn). `workers` maps a worker's
+    routing id (hex) to its broker_worker_t, which is either idle (in its
+    service's idle list) or busy (holding the one request it was given). A
+    service exists exactly while it has at least one registered worker: the
+    last worker leaving fails the queue with 503 and removes the service, so
+    clients naming random services cannot grow the tables.
+
+    Liveness. The broker heartbeats every worker every WORKER_HEARTBEAT_MS
+    and expects to hear from each one within WORKER_LIVENESS beats. A busy
+    worker's thread is inside a handler and cannot heartbeat, so it is given
+    until its request's deadline plus the same window. The ROUTER is in
+    mandatory mode: sending to a peer whose connection is gone (its process
+    died, the kernel closed the socket) fails at once with EHOSTUNREACH, so a
+    killed worker is dropped the first time the broker tries to use it, and
+    the request that was about to go to it goes to the next idle worker
+    instead of being lost. A busy worker found gone that way has its client
+    told 503 at once rather than left waiting for the deadline. Requests are
+    never retried on another worker once handed over (a handler may have
+    had effects).
+
+    Deadlines. A request waits in its service's queue while every worker is
+    busy; one whose absolute deadline passes there is answered 504. The
+    poll timeout is the nearer of the next heartbeat and the earliest queued
+    deadline, so 504s go out on time. The client (rpc.c) enforces the same
+    deadline on its side, so a late or lost 504 never makes it wait longer.
+
+    Every send uses ZMQ_DONTWAIT: a peer that does not read (full pipe) loses
+    that message; the broker itself never blocks. Malformed messages are
+    dropped and logged at debug level; nothing from the network is trusted.
+*/
+#include "broker.h"
+#include "envelope.h"
+#include "errors.h"
+#include "log.h"
+#include "protocol.h"
+#include "worker.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIVENESS_WINDOW_MS ((int64_t)WORKER_HEARTBEAT_MS * WORKER_LIVENESS)
+//  Messages handled per socket per poll round, so one busy socket cannot
+//  starve the others or the timers.
+#define DRAIN_MAX 256
+
+typedef struct {
+    zframe_t *client;      // routing id of the client
+    zframe_t *correlation; // opaque, echoed back
+    zframe_t *envelope;    // request envelope, forwarded untouched
+    int64_t deadline_ms;   // absolute unix ms
+} broker_request_t;
+
+typedef struct {
+    char *name;
+    zlistx_t *idle;     // broker_worker_t *, longest idle first (not owned)
+    zlistx_t *requests; // broker_request_t *, oldest first (owned)
+    size_t worker_count;
+} broker_service_t;
+
+typedef struct {
+    char *key;                 // routing id as hex, key in broker_t.workers
+    zframe_t *address;         // routing id
+    broker_service_t *service; // never NULL: a worker exists from READY on
+    void *idle_handle;         // its node in service->idle, NULL while busy
+    broker_request_t *current; // the request it holds while busy (owned)
+    int64_t last_seen;         // mono ms of the last message from it
+    int64_t busy_until;        // mono ms of current's deadline, 0 while idle
+} broker_worker_t;
+
+struct broker_t {
+    zsock_t *router;
+    zsock_t *xsub;
+    zsock_t *xpub;
+    zhashx_t *services; // name -> broker_service_t (owned)
+    zhashx_t *workers;  // key -> broker_worker_t (owned)
+    size_t queue_max;
+    int64_t heartbeat_at;  // mono ms of the next heartbeat round
+    int64_t next_deadline; // unix ms of the earliest queued deadline
+};
+
+//  ---------------------------------------------------------------------
+//  Sending
+
+typedef struct {
+    const void *data;
+    size_t size;
+} part_t;
+
+//  Sends one multipart message without blocking. Returns 0, or -1 with
+//  errno EHOSTUNREACH (the peer is gone) or EAGAIN (its pipe is full).
+//  Only the first (routing id) frame can fail; once it is accepted the
+//  ROUTER takes the rest.
+static int s_send_parts(zsock_t *sock, const part_t *parts, size_t count)
+{
+    void *handle = zsock_resolve(sock);
+    for (size_t i = 0; i < count; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
+        if (zmq_send(handle, parts[i].data, parts[i].size, flags) == -1) return -1;
+    }
+    return 0;
+}
+
+static part_t s_frame_part(zframe_t *frame)
+{
+    return (part_t){zframe_data(frame), zframe_size(frame)};
+}
+
+static part_t s_string_part(const char *text)
+{
+    return (part_t){text, strlen(text)};
+}
+
+//  ["", SW01, command] to a worker address.
+static int s_send_command(broker_t *self, zframe_t *address, const char *command)
+{
+    part_t parts[] = {
+        s_frame_part(address), {"", 0}, s_string_part(PROTOCOL_WORKER), s_string_part(command)};
+    return s_send_parts(self->router, parts, 4);
+}
+
+//  Answers a client with reply bytes.
+static void s_client_send(broker_t *self, zframe_t *client, const char *service,
+                          size_t service_size, zframe_t *correlation, const void *reply,
+                          size_t reply_size)
+{
+    part_t parts[] = {s_frame_part(client),           {"", 0},
+                      s_string_part(PROTOCOL_CLIENT), {service, service_size},
+                      s_frame_part(correlation),      {reply, reply_size}};
+    if (s_send_parts(self->router, parts, 6) == -1)
+        log_debug("reply to client dropped: %s", zmq_strerror(errno));
+}
+
+//  Answers a client with an error reply built here (503, 504).
+static void s_client_error(broker_t *self, zframe_t *client, const char *service,
+                           size_t service_size, zframe_t *correlation, int status, const char *code,
+                           const char *message)
+{
+    json_t *reply = reply_error(status, code, message);
+    size_t size = 0;
+    char *bytes = envelope_reply_encode(reply, &size);
+    json_decref(reply);
+    if (bytes) s_client_send(self, client, service, service_size, correlation, bytes, size);
+    free(bytes);
+}
+
+//  ---------------------------------------------------------------------
+//  Requests, services, workers
+
+static void s_request_destroy(broker_request_t **self_p)
+{
+    broker_request_t *self = *self_p;
+    if (!self) return;
+    zframe_destroy(&self->client);
+    zframe_destroy(&self->correlation);
+    zframe_destroy(&self->envelope);
+    freen(self);
+    *self_p = NULL;
+}
+
+//  Answers request with an error and destroys it.
+static void s_request_fail(broker_t *self, broker_service_t *service, broker_request_t **request_p,
+                           int status, const char *code, const char *message)
+{
+    broker_request_t *request = *request_p;
+    s_client_error(self, request->client, service->name, strlen(service->name),
+                   request->correlation, status, code, message);
+    s_request_destroy(request_p);
+}
+
+//  Fails every waiting request with 503 and removes the service.
+static void s_service_delete(broker_t *self, broker_service_t *service)
+{
+    assert(service->worker_count == 0);
+    broker_request_t *request;
+    while ((request = (broker_request_t *)zlistx_detach(service->requests, NULL)))
+        s_request_fail(self, service, &request, 503, ERR_UNAVAILABLE,
+                       "no worker left for this service");
+    log_info("service %s has no worker left", service->name);
+    zlistx_destroy(&service->idle);
+    zlistx_destroy(&service->requests);
+    zhashx_delete(self->services, service->name);
+    freen(service->name);
+    freen(service);
+}
+
+//  Removes a worker: tells it DISCONNECT when asked, answers the request
+//  it held with 503, and removes its service if it was the last worker.
+//  Returns true when the service was removed with it.
+static bool s_worker_delete(broker_t *self, broker_worker_t *worker, bool disconnect,
+                            const char *why)
+{
+    broker_service_t *service = worker->service;
+    if (disconnect) s_send_command(self, worker->address, PROTOCOL_DISCONNECT);
+    if (worker->current)
+        s_request_fail(self, service, &worker->current, 503, ERR_UNAVAILABLE,
+                       "the worker serving this request went away");
+    if (worker->idle_handle) zlistx_delete(service->idle, worker->idle_handle);
+    log_info("worker %s of %s dropped: %s", worker->key, service->name, why);
+    zhashx_delete(self->workers, worker->key);
+    zframe_destroy(&worker->address);
+    freen(worker->key);
+    freen(worker);
+    if (--service->worker_count > 0) return false;
+    s_service_delete(self, service);
+    return true;
+}
+
+static void s_worker_set_idle(broker_worker_t *worker)
+{
+    assert(!worker->idle_handle && !worker->current);
+    worker->busy_until = 0;
+    worker->idle_handle = zlistx_add_end(worker->service->idle, worker);
+}
+
+//  Hands waiting requests to idle workers, longest idle first. May remove
+//  the service (when the last worker turns out to be gone).
+static void s_service_dispatch(broker_t *self, broker_service_t *service)
+{
+    while (zlistx_size(service->idle) > 0 && zlistx_size(service->requests) > 0) {
+        broker_request_t *request = (broker_request_t *)zlistx_detach(service->requests, NULL);
+        int64_t now = envelope_now_ms();
+        if (request->deadline_ms <= now) {
+            s_request_fail(self, service, &request, 504, ERR_TIMEOUT,
+                           "the deadline passed while waiting for a worker");
+            continue;
+        }
+        broker_worker_t *worker = (broker_worker_t *)zlistx_detach(service->idle, NULL);
+        worker->idle_handle = NULL;
+        part_t parts[] = {s_frame_part(worker->address),  {"", 0},
+                          s_string_part(PROTOCOL_WORKER), s_string_part(PROTOCOL_REQUEST),
+                          s_frame_part(request->client),  s_frame_part(request->correlation),
+                          s_frame_part(request->envelope)};
+        if (s_send_parts(self->router, parts, 7) == 0) {
+            worker->current = request;
+            worker->busy_until = zclock_mono() + (request->deadline_ms - now);
+            continue;
+        }
+        //  The worker is gone (or wedged): the request goes back to the
+        //  head of the queue for the next worker.
+        zlistx_add_start(service->requests, request);
+        if (s_worker_delete(self, worker, false, "unreachable")) return;
+    }
+}
+
+//  Answers queued requests whose deadline has passed with 504 and
+//  recomputes the earliest remaining deadline.
+static void s_purge_expired(broker_t *self)
+{
+    int64_t now = envelope_now_ms();
+    self->next_deadline = INT64_MAX;
+    for (broker_service_t *service = (broker_service_t *)zhashx_first(self->services); service;
+         service = (broker_service_t *)zhashx_next(self->services)) {
+        broker_request_t *request = (broker_request_t *)zlistx_first(service->requests);
+        while (request) {
+            void *handle = zlistx_cursor(service->requests);
+            broker_request_t *next = (broker_request_t *)zlistx_next(service->requests);
+            if (request->deadline_ms <= now) {
+                zlistx_detach(service->requests, handle);
+                s_request_fail(self, service, &request, 504, ERR_TIMEOUT,
+                               "the deadline passed while waiting for a worker");
+            } else if (request->deadline_ms < self->next_deadline) {
+                self->next_deadline = request->deadline_ms;
+            }
+            request = next;
+        }
+    }
+}
+
+//  Heartbeats every worker and drops the ones that are gone or silent.
+static void s_heartbeat(broker_t *self)
+{
+    int64_t now = zclock_mono();
+    zlistx_t *silent = zlistx_new();
+    zlistx_t *gone = zlistx_new();
+    for (broker_worker_t *worker = (broker_worker_t *)zhashx_first(self->workers); worker;
+         worker = (broker_worker_t *)zhashx_next(self->workers)) {
+        int64_t heard =
+            worker->last_seen > worker->busy_until ? worker->last_seen : worker->busy_until;
+        if (now > heard + LIVENESS_WINDOW_MS)
+            zlistx_add_end(silent, worker);
+        else if (s_send_command(self, worker->address, PROTOCOL_HEARTBEAT) == -1 &&
+                 errno == EHOSTUNREACH)
+            zlistx_add_end(gone, worker);
+    }
+    //  Deleting a worker never frees another one, so the lists stay valid.
+    broker_worker_t *worker;
+    while ((worker = (broker_worker_t *)zlistx_detach(silent, NULL)))
+        s_worker_delete(self, worker, true, "silent");
+    while ((worker = (broker_worker_t *)zlistx_detach(gone, NULL)))
+        s_worker_delete(self, worker, false, "connection gone");
+    zlistx_destroy(&silent);
+    zlistx_destroy(&gone);
+}
+
+//  ---------------------------------------------------------------------
+//  Incoming messages
+
+//  Parses a decimal deadline frame (1..18 digits, so no overflow). -1 when
+//  malformed.
+static int64_t s_parse_deadline(zframe_t *frame)
+{
+    size_t size = zframe_size(frame);
+    const byte *data = zframe_data(frame);
+    if (size == 0 || size > 18) return -1;
+    int64_t value = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (data[i] < '0' || data[i] > '9') return -1;
+        value = value * 10 + (data[i] - '0');
+    }
+    return value;
+}
+
+//  ["", SC01, service, correlation, deadline_ms, envelope] from a client;
+//  msg holds the frames after SC01.
+static void s_client_message(broker_t *self, zframe_t *client, zmsg_t *msg)
+{
+    if (zmsg_size(msg) != 4) {
+        log_debug("client message with %zu frames dropped", zmsg_size(msg));
+        return;
+    }
+    zframe_t *service_frame = zmsg_pop(msg);
+    zframe_t *correlation = zmsg_pop(msg);
+    zframe_t *deadline_frame = zmsg_pop(msg);
+    zframe_t *envelope = zmsg_pop(msg);
+    int64_t deadline_ms = s_parse_deadline(deadline_frame);
+    size_t correlation_size = zframe_size(correlation);
+    const char *service_name = (const char *)zframe_data(service_frame);
+    size_t service_size = zframe_size(service_frame);
+
+    if (deadline_ms < 0 || correlation_size == 0 || correlation_size > PROTOCOL_CORRELATION_MAX ||
+        service_size > PROTOCOL_SERVICE_MAX) {
+        log_debug("malformed client request dropped");
+        goto cleanup;
+    }
+    broker_service_t *service = NULL;
+    if (protocol_valid_service(service_name, service_size)) {
+        char name[PROTOCOL_SERVICE_MAX + 1];
+        memcpy(name, service_name, service_size);
+        name[service_size] = '\0';
+        service = (broker_service_t *)zhashx_lookup(self->services, name);
+    }
+    if (!service) {
+        s_client_error(self, client, service_name, service_size, correlation, 503, ERR_UNAVAILABLE,
+                       "no worker for this service");
+        goto cleanup;
+    }
+    if (deadline_ms <= envelope_now_ms()) {
+        s_client_error(self, client, service_name, service_size, correlation, 504, ERR_TIMEOUT,
+                       "the deadline passed before the request reached the broker");
+        goto cleanup;
+    }
+    if (zlistx_size(service->requests) >= self->queue_max) {
+        s_client_error(self, client, service_name, service_size, correlation, 503, ERR_UNAVAILABLE,
+                       "too many requests waiting for this service");
+        goto cleanup;
+    }
+    broker_request_t *request = (broker_request_t *)zmalloc(sizeof *request);
+    request->client = zframe_dup(client);
+    request->correlation = correlation;
+    request->envelope = envelope;
+    request->deadline_ms = deadline_ms;
+    correlation = envelope = NULL;
+    zlistx_add_end(service->requests, request);
+    if (deadline_ms < self->next_deadline) self->next_deadline = deadline_ms;
+    s_service_dispatch(self, service);
+cleanup:
+    zframe_destroy(&service_frame);
+    zframe_destroy(&correlation);
+    zframe_destroy(&deadline_frame);
+    zframe_destroy(&envelope);
+}
+
+//  READY [service] from a worker the broker does not know yet.
+static void s_worker_ready(broker_t *self, zframe_t *address, const char *key, zmsg_t *msg)
+{
+    zframe_t *service_frame = zmsg_pop(msg);
+    if (!service_frame || zmsg_size(msg) != 0 ||
+        !protocol_valid_service((const char *)zframe_data(service_frame),
+                                zframe_size(service_frame))) {
+        log_debug("malformed READY from %s", key);
+        s_send_command(self, address, PROTOCOL_DISCONNECT);
+        zframe_destroy(&service_frame);
+        return;
+    }
+    char *name = zframe_strdup(service_frame);
+    zframe_destroy(&service_frame);
+    broker_service_t *service = (broker_service_t *)zhashx_lookup(self->services, name);
+    if (!service) {
+        service = (broker_service_t *)zmalloc(sizeof *service);
+        service->name = strdup(name);
+        service->idle = zlistx_new();
+        service->requests = zlistx_new();
+        zhashx_insert(self->services, name, service);
+        log_info("service %s has a worker", name);
+    }
+    freen(name);
+    broker_worker_t *worker = (broker_worker_t *)zmalloc(sizeof *worker);
+    worker->key = strdup(key);
+    worker->address = zframe_dup(address);
+    worker->service = service;
+    worker->last_seen = zclock_mono();
+    service->worker_count++;
+    zhashx_insert(self->workers, key, worker);
+    s_worker_set_idle(worker);
+    log_debug("worker %s ready for %s", key, service->name);
+    s_service_dispatch(self, service);
+}
+
+//  REPLY [client, correlation, reply] from a busy worker.
+static void s_worker_reply(broker_t *self, broker_worker_t *worker, zmsg_t *msg)
+{
+    broker_request_t *request = worker->current;
+    zframe_t *client = zmsg_pop(msg);
+    zframe_t *correlation = zmsg_pop(msg);
+    zframe_t *reply = zmsg_pop(msg);
+    if (!reply || zmsg_size(msg) != 0 || !request || !zframe_eq(client, request->client) ||
+        !zframe_eq(correlation, request->correlation)) {
+        //  A worker that answers something it was not asked is confused:
+        //  start it afresh rather than guess.
+        log_debug("unexpected REPLY from worker %s", worker->key);
+        s_worker_delete(self, worker, true, "unexpected reply");
+    } else {
+        broker_service_t *service = worker->service;
+        s_client_send(self, request->client, service->name, strlen(service->name),
+                      request->correlation, zframe_data(reply), zframe_size(reply));
+        s_request_destroy(&worker->current);
+        s_worker_set_idle(worker);
+        s_service_dispatch(self, service);
+    }
+    zframe_destroy(&client);
+    zframe_destroy(&correlation);
+    zframe_destroy(&reply);
+}
+
+//  ["", SW01, command, ...] from a worker; msg holds the frames after SW01.
+static void s_worker_message(broker_t *self, zframe_t *address, zmsg_t *msg)
+{
+    zframe_t *command = zmsg_pop(msg);
+    if (!command) {
+        log_debug("worker message without a command dropped");
+        return;
+    }
+    char *key = zframe_strhex(address);
+    broker_worker_t *worker = (broker_worker_t *)zhashx_lookup(self->workers, key);
+    if (zframe_streq(command, PROTOCOL_READY)) {
+        if (worker)
+            s_worker_delete(self, worker, true, "READY twice");
+        else
+            s_worker_ready(self, address, key, msg);
+    } else if (!worker) {
+        //  Anything before READY (typically a worker of a broker that was
+        //  restarted) is told to start over; it reconnects and says READY.
+        if (!zframe_streq(command, PROTOCOL_DISCONNECT))
+            s_send_command(self, address, PROTOCOL_DISCONNECT);
+    } else {
+        worker->last_seen = zclock_mono();
+        if (zframe_streq(command, PROTOCOL_REPLY))
+            s_worker_reply(self, worker, msg);
+        else if (zframe_streq(command, PROTOCOL_DISCONNECT))
+            s_worker_delete(self, worker, false, "said DISCONNECT");
+        else if (!zframe_streq(command, PROTOCOL_HEARTBEAT))
+            log_debug("unknown worker command from %s dropped", key);
+    }
+    freen(key);
+    zframe_destroy(&command);
+}
+
+//  Reads one message from the ROUTER and routes it by protocol frame.
+static void s_router_message(broker_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->router);
+    if (!msg) return;
+    zframe_t *address = zmsg_pop(msg);
+    zframe_t *empty = zmsg_pop(msg);
+    zframe_t *protocol = zmsg_pop(msg);
+    if (!address || !empty || zframe_size(empty) != 0 || !protocol)
+        log_debug("message without envelope dropped");
+    else if (zframe_streq(protocol, PROTOCOL_CLIENT))
+        s_client_message(self, address, msg);
+    else if (zframe_streq(protocol, PROTOCOL_WORKER))
+        s_worker_message(self, address, msg);
+    else
+        log_debug("message with unknown protocol dropped");
+    zframe_destroy(&address);
+    zframe_destroy(&empty);
+    zframe_destroy(&protocol);
+    zmsg_destroy(&msg);
+}
+
+//  Moves one whole multipart message from one proxy socket to the other.
+//  A part that cannot be sent drops the rest of that message, never the
+//  framing of the next one.
+static void s_forward(zsock_t *from, zsock_t *to)
+{
+    void *source = zsock_resolve(from);
+    void *target = zsock_resolve(to);
+    bool sending = true;
+    while (true) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, source, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close(&part);
+            return;
+        }
+        bool more = zmq_msg_more(&part);
+        if (sending && zmq_msg_send(&part, target, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) == -1)
+            sending = false;
+        zmq_msg_close(&part);
+        if (!more) return;
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Life cycle
+
+static zsock_t *s_bind(int type, const char *endpoint, const char *what)
+{
+    zsock_t *sock = zsock_new(type);
+    if (!sock) return NULL;
+    if (zsock_bind(sock, "%s", endpoint) == -1) {
+        log_error("cannot bind %s on %s: %s", what, endpoint, zmq_strerror(zmq_errno()));
+        zsock_destroy(&sock);
+    }
+    return sock;
+}
+
+broker_t *broker_new(const broker_config_t *config)
+{
+    broker_t *self = (broker_t *)zmalloc(sizeof *self);
+    self->queue_max = config->queue_max ? config->queue_max : 1;
+    self->services = zhashx_new();
+    self->workers = zhashx_new();
+    self->next_deadline = INT64_MAX;
+    self->heartbeat_at = zclock_mono() + WORKER_HEARTBEAT_MS;
+
+    self->router = zsock_new(ZMQ_ROUTER);
+    if (self->router) {
+        zsock_set_router_mandatory(self->router, 1);
+        zsock_set_maxmsgsize(self->router, config->max_message_bytes > INT_MAX
+                                               ? INT_MAX
+                                               : (int)config->max_message_bytes);
+        zsock_set_linger(self->router, 500); // lets the DISCONNECTs of a shutdown out
+        if (zsock_bind(self->router, "%s", config->endpoint) == -1) {
+            log_error("cannot bind requests on %s: %s", config->endpoint,
+                      zmq_strerror(zmq_errno()));
+            zsock_destroy(&self->router);
+        }
+    }
+    self->xsub = s_bind(ZMQ_XSUB, config->events_pub, "event publishers");
+    self->xpub = s_bind(ZMQ_XPUB, config->events_sub, "event subscribers");
+    if (!self->router || !self->xsub || !self->xpub) {
+        broker_destroy(&self);
+        return NULL;
+    }
+    //  Events are recoverable (consumers replay gaps) but drops cost a
+    //  replay round trip, so allow deep queues for bursts.
+    zsock_set_rcvhwm(self->xsub, 100000);
+    zsock_set_sndhwm(self->xpub, 100000);
+    log_info("broker listening: requests on %s, events in on %s, events out on %s",
+             config->endpoint, config->events_pub, config->events_sub);
+    return self;
+}
+
+void broker_destroy(broker_t **self_p)
+{
+    broker_t *self = *self_p;
+    if (!self) return;
+    //  Workers reconnect at once, so a restarted broker gets them back
+    //  quickly; clients waiting on the broker get 503 instead of a timeout.
+    if (self->router) {
+        zlistx_t *workers = zhashx_values(self->workers);
+        for (broker_worker_t *worker = (broker_worker_t *)zlistx_first(workers); worker;
+             worker = (broker_worker_t *)zlistx_next(workers))
+            s_worker_delete(self, worker, true, "broker shutting down");
+        zlistx_destroy(&workers);
+    }
+    assert(zhashx_size(self->workers) == 0 && zhashx_size(self->services) == 0);
+    zhashx_destroy(&self->services);
+    zhashx_destroy(&self->workers);
+    zsock_destroy(&self->router);
+    zsock_destroy(&self->xsub);
+    zsock_destroy(&self->xpub);
+    freen(self);
+    *self_p = NULL;
+}
+
+int broker_run(broker_t *self)
+{
+    zmq_pollitem_t items[] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0},
+                              {zsock_resolve(self->xsub), 0, ZMQ_POLLIN, 0},
+                              {zsock_resolve(self->xpub), 0, ZMQ_POLLIN, 0}};
+    while (!zsys_interrupted) {
+        int64_t timeout = self->heartbeat_at - zclock_mono();
+        if (self->next_deadline != INT64_MAX) {
+            int64_t until_deadline = self->next_deadline - envelope_now_ms();
+            if (until_deadline < timeout) timeout = until_deadline;
+        }
+        if (timeout < 0) timeout = 0;
+        if (zmq_poll(items, 3, (long)timeout) == -1) {
+            if (errno == EINTR) continue;
+            log_error("poll failed: %s", zmq_strerror(errno));
+            return -1;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            for (int i = 0; i < DRAIN_MAX && (zsock_events(self->router) & ZMQ_POLLIN); i++)
+                s_router_message(self);
+        if (items[1].revents & ZMQ_POLLIN)
+            for (int i = 0; i < DRAIN_MAX && (zsock_events(self->xsub) & ZMQ_POLLIN); i++)
+                s_forward(self->xsub, self->xpub);
+        if (items[2].revents & ZMQ_POLLIN)
+            for (int i = 0; i < DRAIN_MAX && (zsock_events(self->xpub) & ZMQ_POLLIN); i++)
+                s_forward(self->xpub, self->xsub);
+        if (zclock_mono() >= self->heartbeat_at) {
+            s_heartbeat(self);
+            self->heartbeat_at = zclock_mono() + WORKER_HEARTBEAT_MS;
+        }
+        if (envelope_now_ms() >= self->next_deadline) s_purge_expired(self);
+    }
+    return 0;
+}

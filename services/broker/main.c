@@ -1,0 +1,68 @@
+/*  broker: main. Reads the configuration, logs it, runs the broker until
+    SIGTERM or SIGINT (CZMQ's handler sets zsys_interrupted and interrupts
+    the poll), then tells every worker to DISCONNECT and exits 0.
+
+    The broker has no database and no methods of its own, so it does not use
+    service_main(); see broker.c for the routing and docs/protocol.md for the
+    wire protocol.
+*/
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+
+#include <czmq.h>
+#include <stdlib.h>
+
+static const char s_usage[] =
+    "Usage: broker [--help]\n"
+    "\n"
+    "Routes requests from clients (the gateway, services, zcall) to workers of\n"
+    "the named service and proxies events from publishers to subscribers.\n"
+    "See docs/protocol.md.\n"
+    "\n"
+    "Environment (default):\n"
+    "  BROKER_URL                 ROUTER for clients and workers (tcp://127.0.0.1:5555)\n"
+    "  EVENTS_PUB_URL             XSUB where publishers connect (tcp://127.0.0.1:5556)\n"
+    "  EVENTS_SUB_URL             XPUB where subscribers connect (tcp://127.0.0.1:5557)\n"
+    "  BROKER_QUEUE_MAX           requests waiting per service before 503 (10000)\n"
+    "  BROKER_MAX_MESSAGE_BYTES   largest frame accepted (134217728)\n"
+    "  LOG_LEVEL                  debug|info|warn|error (info)\n";
+
+int main(int argc, char **argv)
+{
+    if (config_wants_help(argc, argv, s_usage)) return 0;
+    //  Defaults go into the environment so config_log shows what is used.
+    setenv("BROKER_URL", "tcp://127.0.0.1:5555", 0);
+    setenv("EVENTS_PUB_URL", "tcp://127.0.0.1:5556", 0);
+    setenv("EVENTS_SUB_URL", "tcp://127.0.0.1:5557", 0);
+    setenv("BROKER_QUEUE_MAX", "10000", 0);
+    setenv("BROKER_MAX_MESSAGE_BYTES", "134217728", 0);
+    setenv("LOG_LEVEL", "info", 0);
+    log_init("broker");
+    static const char *const names[] = {"BROKER_URL",
+                                        "EVENTS_PUB_URL",
+                                        "EVENTS_SUB_URL",
+                                        "BROKER_QUEUE_MAX",
+                                        "BROKER_MAX_MESSAGE_BYTES",
+                                        "LOG_LEVEL",
+                                        NULL};
+    config_log(names);
+
+    broker_config_t config = {
+        .endpoint = config_str("BROKER_URL", "tcp://127.0.0.1:5555"),
+        .events_pub = config_str("EVENTS_PUB_URL", "tcp://127.0.0.1:5556"),
+        .events_sub = config_str("EVENTS_SUB_URL", "tcp://127.0.0.1:5557"),
+        .queue_max = (size_t)config_int("BROKER_QUEUE_MAX", 10000),
+        .max_message_bytes = config_int("BROKER_MAX_MESSAGE_BYTES", 134217728),
+    };
+    if (config.queue_max == 0 || config.queue_max > 10000000 || config.max_message_bytes < 1024) {
+        log_error("BROKER_QUEUE_MAX must be 1..10000000 and BROKER_MAX_MESSAGE_BYTES >= 1024");
+        return 2;
+    }
+    broker_t *broker = broker_new(&config);
+    if (!broker) return 1;
+    int rc = broker_run(broker);
+    broker_destroy(&broker);
+    log_info("broker stopped");
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,247 @@
+/*  me: the signed-in user's own account (me.get, me.update, me.password,
+    me.delete).
+
+    Every handler acts on call->viewer_id only, which the gateway sets from
+    the verified access token; no argument can name another user. A viewer
+    whose account no longer exists (deleted while the access token is still
+    within its 15 minutes) gets 401 unauthenticated, as if signed out.
+
+    me.update writes every field in one UPDATE with COALESCE over NULL
+    parameters, so absent fields keep their value and the statement stays
+    one prepared statement whatever combination arrives.
+
+    me.password keeps one session: the access token does not say which
+    refresh-token family it came from, so the client may send that
+    session's current `refresh_token` beside the passwords; that family is
+    kept and every other one revoked. Without it, every refresh token of the
+    user is revoked (the calling client keeps its access token until it
+    expires and then signs in again with the new password).
+*/
+#include "identity.h"
+#include "args.h"
+#include "errors.h"
+#include "events.h"
+#include "ids.h"
+#include "log.h"
+
+#include <czmq.h>
+#include <string.h>
+
+#define REFRESH_TOKEN_MAX 512
+
+static json_t *s_signed_out(void)
+{
+    return reply_error(401, ERR_UNAUTHENTICATED, "sign in first");
+}
+
+//  Loads the viewer's row into *res_p. NULL when it did, else the reply.
+static json_t *s_load_viewer(call_t *call, PGresult **res_p)
+{
+    *res_p = NULL;
+    if (call->viewer_id <= 0) return s_signed_out();
+    PGresult *res = store_user_by_id(call->db, call->viewer_id, false);
+    if (!res) return identity_internal("user lookup");
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return s_signed_out();
+    }
+    *res_p = res;
+    return NULL;
+}
+
+json_t *me_get(call_t *call)
+{
+    PGresult *res = NULL;
+    json_t *reply = s_load_viewer(call, &res);
+    if (reply) return reply;
+    reply = reply_ok(200, store_user_json(res, 0, USER_ME));
+    PQclear(res);
+    return reply;
+}
+
+json_t *me_update(call_t *call)
+{
+    if (call->viewer_id <= 0) return s_signed_out();
+    json_t *fields = json_object();
+    const char *display_name = NULL, *bio = NULL, *website = NULL, *email = NULL;
+    bool is_private = false;
+    int present = 0;
+    int rc;
+    rc = args_string(call->args, "display_name", false, 0, IDENTITY_DISPLAY_NAME_MAX, &display_name,
+                     fields);
+    present += rc != 0;
+    rc = args_string(call->args, "bio", false, 0, IDENTITY_BIO_MAX, &bio, fields);
+    present += rc != 0;
+    rc = args_string(call->args, "website", false, 0, IDENTITY_WEBSITE_MAX, &website, fields);
+    present += rc != 0;
+    if (rc == 1) validate_website(website, fields);
+    int private_rc = args_bool(call->args, "is_private", false, &is_private, fields);
+    present += private_rc != 0;
+    rc = args_string(call->args, "email", false, 1, IDENTITY_EMAIL_MAX, &email, fields);
+    present += rc != 0;
+    if (rc == 1) validate_email(email, fields);
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    json_decref(fields);
+    if (present == 0) return me_get(call); // an empty PATCH changes nothing
+
+    db_t *db = call->db;
+    json_t *reply = NULL, *payload = NULL;
+    PGresult *res = NULL;
+    char id_text[21];
+    ids_format(call->viewer_id, id_text, sizeof id_text);
+    const char *params[] = {id_text,
+                            display_name,
+                            bio,
+                            website,
+                            private_rc == 1 ? (is_private ? "true" : "false") : NULL,
+                            email};
+    if (db_begin(db) != 0) return identity_internal("begin");
+    res = db_query(db,
+                   "UPDATE users SET display_name = COALESCE($2, display_name),"
+                   " bio = COALESCE($3, bio), website = COALESCE($4, website),"
+                   " is_private = COALESCE($5::boolean, is_private),"
+                   " email = COALESCE($6, email), updated_at = now()"
+                   " WHERE id = $1 RETURNING " STORE_USER_COLUMNS,
+                   6, params);
+    if (!res) {
+        bool conflict = db_last_was_unique_violation(db);
+        db_rollback(db);
+        if (!conflict) {
+            reply = identity_internal("update user");
+            goto cleanup;
+        }
+        json_t *taken = json_object();
+        if (store_conflicts(db, NULL, email, call->viewer_id, taken) < 0) {
+            json_decref(taken);
+            reply = identity_internal("conflict check");
+        } else {
+            reply = identity_conflict(taken);
+        }
+        goto cleanup;
+    }
+    if (PQntuples(res) != 1) {
+        reply = s_signed_out();
+        goto cleanup;
+    }
+    payload = store_user_event(res, 0, true);
+    if (events_emit(db, "user.updated", payload) != 0) {
+        reply = identity_internal("emit user.updated");
+        goto cleanup;
+    }
+    if (db_commit(db) != 0) {
+        reply = identity_internal("commit");
+        goto cleanup;
+    }
+    reply = reply_ok(200, store_user_json(res, 0, USER_ME));
+cleanup:
+    if (db_in_transaction(db)) db_rollback(db);
+    json_decref(payload);
+    PQclear(res);
+    return reply;
+}
+
+json_t *me_password(call_t *call)
+{
+    if (call->viewer_id <= 0) return s_signed_out();
+    identity_t *self = identity_of(call);
+    json_t *fields = json_object();
+    const char *current = NULL, *next = NULL, *keep = NULL;
+    args_string(call->args, "current_password", true, 1, IDENTITY_PASSWORD_MAX, &current, fields);
+    args_string(call->args, "new_password", true, IDENTITY_PASSWORD_MIN, IDENTITY_PASSWORD_MAX,
+                &next, fields);
+    args_string(call->args, "refresh_token", false, 1, REFRESH_TOKEN_MAX, &keep, fields);
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    json_decref(fields);
+
+    PGresult *res = NULL;
+    json_t *reply = s_load_viewer(call, &res);
+    if (reply) return reply;
+    db_t *db = call->db;
+    char hash[crypto_pwhash_STRBYTES];
+    if (!password_verify(self, PQgetvalue(res, 0, COL_PASSWORD_HASH), current)) {
+        reply = reply_error(403, ERR_INVALID_CREDENTIALS, "the current password is wrong");
+        goto cleanup;
+    }
+    if (password_hash(self, next, hash) != 0) {
+        reply = identity_internal("password hashing");
+        goto cleanup;
+    }
+    const char *params[] = {PQgetvalue(res, 0, COL_ID), hash};
+    if (db_begin(db) != 0) {
+        reply = identity_internal("begin");
+        goto cleanup;
+    }
+    if (db_exec(db, "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", 2,
+                params) != 1 ||
+        tokens_revoke_others(db, call->viewer_id, keep) != 0) {
+        reply = identity_internal("password change");
+        goto cleanup;
+    }
+    if (db_commit(db) != 0) {
+        reply = identity_internal("commit");
+        goto cleanup;
+    }
+    log_info("password changed for user %s", PQgetvalue(res, 0, COL_ID));
+    reply = reply_ok(204, NULL);
+cleanup:
+    if (db_in_transaction(db)) db_rollback(db);
+    PQclear(res);
+    return reply;
+}
+
+json_t *me_delete(call_t *call)
+{
+    if (call->viewer_id <= 0) return s_signed_out();
+    identity_t *self = identity_of(call);
+    json_t *fields = json_object();
+    const char *password = NULL;
+    args_string(call->args, "password", true, 1, IDENTITY_PASSWORD_MAX, &password, fields);
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    json_decref(fields);
+
+    PGresult *res = NULL;
+    json_t *reply = s_load_viewer(call, &res);
+    if (reply) return reply;
+    db_t *db = call->db;
+    json_t *payload = NULL;
+    if (!password_verify(self, PQgetvalue(res, 0, COL_PASSWORD_HASH), password)) {
+        reply = reply_error(403, ERR_INVALID_CREDENTIALS, "the password is wrong");
+        goto cleanup;
+    }
+    const char *params[] = {PQgetvalue(res, 0, COL_ID)};
+    if (db_begin(db) != 0) {
+        reply = identity_internal("begin");
+        goto cleanup;
+    }
+    //  The tokens go with the user (ON DELETE CASCADE too); deleting them
+    //  first keeps the intent visible here.
+    long deleted = -1;
+    if (db_exec(db, "DELETE FROM refresh_tokens WHERE user_id = $1", 1, params) >= 0)
+        deleted = db_exec(db, "DELETE FROM users WHERE id = $1", 1, params);
+    if (deleted < 0) {
+        reply = identity_internal("delete user");
+        goto cleanup;
+    }
+    if (deleted == 0) { // deleted concurrently by another request
+        reply = s_signed_out();
+        goto cleanup;
+    }
+    payload = json_object();
+    json_object_set_new(payload, "id", json_string(PQgetvalue(res, 0, COL_ID)));
+    json_object_set_new(payload, "username", json_string(PQgetvalue(res, 0, COL_USERNAME)));
+    if (events_emit(db, "user.deleted", payload) != 0) {
+        reply = identity_internal("emit user.deleted");
+        goto cleanup;
+    }
+    if (db_commit(db) != 0) {
+        reply = identity_internal("commit");
+        goto cleanup;
+    }
+    log_info("deleted user %s", PQgetvalue(res, 0, COL_ID));
+    reply = reply_ok(204, NULL);
+cleanup:
+    if (db_in_transaction(db)) db_rollback(db);
+    json_decref(payload);
+    PQclear(res);
+    return reply;
+}
