@@ -70,7 +70,7 @@ deps:
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(if $(findstring services/media,$<),$(VIPS_CFLAGS)) -c $< -o $@
+	$(CC) $(CFLAGS) $(if $(findstring services/media,$<)$(findstring test_media,$<),$(VIPS_CFLAGS)) -c $< -o $@
 
 $(LIBCOMMON): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -89,11 +89,11 @@ $(B)/bin/gateway: $(GATEWAY_OBJ) $(LIBCOMMON)
 
 $(TOOL_BINS): $(B)/bin/%: $(B)/obj/tools/%.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS) $(CURL_LIBS)
 
 $(MOCK_BINS): $(B)/bin/mock_%: $(B)/obj/tests/mocks/%.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS) $(CURL_LIBS)
 
 $(UNIT_BINS): $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIBCOMMON) $(GATEWAY_LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -101,7 +101,7 @@ $(UNIT_BINS): $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIBCOMMON) $(GATEWAY_
 
 $(ITEST_BINS): $(B)/tests/integration/%: $(B)/obj/tests/integration/%.o $(ITEST_HELPERS:%.c=$(B)/obj/%.o) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LDLIBS) $(CURL_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCOMMON) $(LDLIBS) $(CURL_LIBS) $(CMOCKA_LIBS) $(if $(findstring test_media,$@),$(VIPS_LIBS))
 
 # Fuzz targets: clang + libFuzzer, always with ASan/UBSan, built from the
 # sources they exercise (not from the SAN build, whose objects lack coverage).

@@ -13,7 +13,7 @@ PACKAGES=(
   # database server for the embedded default and the tests
   postgresql-15 postgresql-contrib
   # tools: benchmarks, spec and compose checks, process helpers
-  wrk curl yamllint procps
+  wrk curl yamllint procps libvips-tools
 )
 
 missing=()

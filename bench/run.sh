@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# make bench: a load benchmark of the running system, written to
+# docs/benchmarks.md.
+#
+#   1. starts the embedded default (scripts/run.sh) on BENCH_PORT (18080) with
+#      its own data folder, the auth rate limit off; or, with BENCH_URL set,
+#      targets a system that is already running;
+#   2. seeds it through the public API (tools/bench_seed.c) at BENCH_SCALE:
+#        small    1,000 users, ~20 follows each, 10,000 posts (the default here)
+#        tiny     200 users, 10 follows each, 1,000 posts (a quick check)
+#      Bigger scales need per-service seed paths (see docs/benchmarks.md);
+#   3. runs every scenario whose endpoint exists with wrk: BENCH_CONNECTIONS
+#      (32) keep-alive connections, BENCH_THREADS (2) threads, a warm-up of
+#      BENCH_WARMUP (3s) then BENCH_DURATION (10s) measured with --latency;
+#      fresh tokens of BENCH_TOKENS (200) distinct users for each scenario;
+#      GET /healthz first, the gateway's own ceiling in the same run;
+#   4. measures the time from POST /posts to the post in a follower's feed,
+#      and each process's peak RSS (VmHWM);
+#   5. prints the table and writes docs/benchmarks.md (BENCH_WRITE=0 skips).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+: "${BENCH_PORT:=18080}" "${BENCH_SCALE:=small}" "${BENCH_CONNECTIONS:=32}" "${BENCH_THREADS:=2}"
+: "${BENCH_DURATION:=10s}" "${BENCH_WARMUP:=3s}" "${BENCH_TOKENS:=200}" "${BENCH_WRITE:=1}"
+OUT="$ROOT/build/bench"
+VAR="$ROOT/build/bench-var"
+mkdir -p "$OUT"
+SEED="$ROOT/build/bin/bench_seed"
+URL=${BENCH_URL:-http://127.0.0.1:$BENCH_PORT}
+
+case "$BENCH_SCALE" in
+  tiny) USERS=200; FOLLOWS=10; POSTS=1000; LIKES=5000; COMMENTS=1000 ;;
+  small) USERS=1000; FOLLOWS=20; POSTS=10000; LIKES=30000; COMMENTS=5000 ;;
+  *) echo "bench: BENCH_SCALE must be tiny or small (bigger scales: see docs/benchmarks.md)" >&2; exit 2 ;;
+esac
+
+started=0
+cleanup() {
+  if [ $started -eq 1 ]; then DATA_DIR="$VAR" bash scripts/stop.sh >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+if [ -z "${BENCH_URL:-}" ]; then
+  DATA_DIR="$VAR" bash scripts/stop.sh >/dev/null 2>&1 || true
+  [ -d "$VAR/pg" ] && bash scripts/pg.sh destroy "$VAR/pg" >/dev/null 2>&1 || true
+  rm -rf "$VAR"
+  PORT=$BENCH_PORT PG_PORT=$((BENCH_PORT + 10)) BROKER_PORT=$((BENCH_PORT + 20)) DATA_DIR="$VAR" \
+    AUTH_RATE_LIMIT_PER_MIN=0 LOG_LEVEL=warn \
+    setsid bash scripts/run.sh >"$OUT/system.log" 2>&1 &
+  started=1
+  for _ in $(seq 1 150); do
+    curl -fsS "$URL/readyz" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  curl -fsS "$URL/readyz" >/dev/null || { echo "bench: the system did not start" >&2; cat "$OUT/system.log" >&2; exit 1; }
+fi
+
+# A 1080 px JPEG of camera-like noise (a worst case for the encoder).
+JPEG="$OUT/photo-1080.jpg"
+[ -s "$JPEG" ] || vips gaussnoise "$OUT/noise.v" 1080 1080 --sigma 40 --mean 128 >/dev/null &&
+  vips jpegsave "$OUT/noise.v" "$JPEG" --Q 85 >/dev/null 2>&1 || true
+
+IMAGE_ARGS=()
+if ! curl -s -X POST "$URL/api/v1/posts" | grep -q '"message":"no such endpoint"'; then
+  IMAGE_ARGS=(--image "$JPEG")
+fi
+
+echo "bench: seeding ($BENCH_SCALE)"
+seed_start=$(date +%s)
+"$SEED" --url "$URL" --out "$OUT" --users $USERS --follows $FOLLOWS --posts $POSTS \
+  --likes $LIKES --comments $COMMENTS --tokens "$BENCH_TOKENS" --threads 16 "${IMAGE_ARGS[@]}" seed || true
+seed_seconds=$(( $(date +%s) - seed_start ))
+
+to_ms() { # "1.23ms" | "850.00us" | "1.02s" -> milliseconds
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.2f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.2f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.2f", v * 1000 }
+    else printf "%s", v }'
+}
+
+ROWS=()
+HEALTHZ_RPS=0
+run_scenario() { # name, label, method+path for the probe
+  local name=$1 label=$2 log="$OUT/wrk-$1.txt" rps p50 p90 p99 errors ratio
+  "$SEED" --url "$URL" --out "$OUT" --users $USERS --tokens "$BENCH_TOKENS" --threads 8 tokens >/dev/null 2>&1 || true
+  local script=(-s bench/lua/scenario.lua "$URL" -- "$name" "$OUT" "$JPEG")
+  [ "$name" = healthz ] && script=("$URL/healthz")
+  wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_WARMUP" "${script[@]}" >/dev/null 2>&1 || true
+  wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_DURATION" --latency "${script[@]}" >"$log" 2>&1 || true
+  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$log")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$log")")
+  p90=$(to_ms "$(awk '$1 == "90%" {print $2}' "$log")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$log")")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$log"); errors=${errors:-0}
+  local socket_errors
+  socket_errors=$(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$log"); socket_errors=${socket_errors:-0}
+  [ "$name" = healthz ] && HEALTHZ_RPS=${rps:-0}
+  ratio=$(awk -v r="${rps:-0}" -v h="$HEALTHZ_RPS" 'BEGIN { if (h > 0) printf "%.1f%%", 100 * r / h; else print "-" }')
+  ROWS+=("| $label | ${rps:-0} | $ratio | $p50 | $p90 | $p99 | $errors | $socket_errors |")
+  printf 'bench: %-34s %8s req/s  p50 %7s ms  p99 %7s ms  non-2xx %s\n' "$label" "${rps:-0}" "$p50" "$p99" "$errors"
+}
+
+available() { # method path [body]: the route exists (not the gateway's "no route" 404)
+  local body
+  body=$(curl -s -X "$1" "$URL$2")
+  ! echo "$body" | grep -q '"message":"no such endpoint'
+}
+
+run_scenario healthz "GET /healthz (gateway ceiling)"
+run_scenario profile "GET /users/{username}"
+run_scenario me "GET /me"
+if [ -s "$OUT/posts.txt" ]; then
+  run_scenario post_get "GET /posts/{id}"
+  run_scenario profile_posts "GET /users/{username}/posts"
+  run_scenario like "POST+DELETE /posts/{id}/like"
+  run_scenario comment "POST /posts/{id}/comments"
+  run_scenario post_create "POST /posts (one 1080 px JPEG)"
+fi
+available GET /api/v1/feed && run_scenario feed "GET /feed"
+available GET "/api/v1/search/users?q=a" && run_scenario search_users "GET /search/users"
+[ -s "$OUT/posts.txt" ] && available GET /api/v1/feed && run_scenario mixed "mixed 60% feed / 30% profile posts / 10% post"
+run_scenario login "POST /auth/login (argon2id)"
+
+FEEDLAG="not measured (needs the feed and media services)"
+if [ ${#IMAGE_ARGS[@]} -gt 0 ] && available GET /api/v1/feed; then
+  line=$("$SEED" --url "$URL" --out "$OUT" --users $USERS --samples 50 "${IMAGE_ARGS[@]}" feedlag 2>/dev/null || true)
+  FEEDLAG=$(echo "$line" | sed -E 's/feedlag samples=([0-9]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+)/p50 \2 ms, p99 \3 ms over \1 posts/')
+fi
+
+RSS=()
+if [ $started -eq 1 ]; then
+  for f in "$VAR"/run/*.pid; do
+    name=$(basename "$f" .pid); [ "$name" = supervisor ] && continue
+    kb=$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$f")/status" 2>/dev/null || echo 0)
+    RSS+=("$name $((kb / 1024)) MiB")
+  done
+fi
+
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
+CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+MEM=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+REPORT="$OUT/benchmarks.md"
+{
+  echo "# Benchmarks"
+  echo
+  echo "Made by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%d), commit $COMMIT$DIRTY."
+  echo "Machine: $(nproc) cores ($CPU), $MEM; wrk runs on the same cores as the system."
+  echo
+  echo "Command: \`BENCH_SCALE=$BENCH_SCALE make bench\` = wrk -t$BENCH_THREADS -c$BENCH_CONNECTIONS -d$BENCH_DURATION --latency"
+  echo "after a $BENCH_WARMUP warm-up, keep-alive, $BENCH_TOKENS distinct signed-in users per scenario"
+  echo "(bench/lua/scenario.lua). Dataset ($BENCH_SCALE): $USERS users, ~$FOLLOWS follows each (skewed),"
+  npost=$(wc -l <"$OUT/posts.txt" 2>/dev/null || echo 0)
+  if [ "$npost" -gt 0 ]; then
+    echo "$npost posts, $LIKES likes, $COMMENTS comments, seeded through the API in ${seed_seconds}s."
+  else
+    echo "no posts (the media service is not there yet), seeded through the API in ${seed_seconds}s."
+  fi
+  echo
+  echo "Timings on a shared 2-core machine are noisy: compare the ratio to the"
+  echo "gateway's own /healthz ceiling measured in the same run, and medians."
+  echo
+  echo "| scenario | req/s | of /healthz | p50 ms | p90 ms | p99 ms | non-2xx | socket errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "Login is bound by argon2id (19 MiB, 2 passes) by design: its req/s is for $(nproc) cores."
+  echo
+  echo "Post to follower's feed: $FEEDLAG."
+  echo
+  if [ ${#RSS[@]} -gt 0 ]; then
+    echo "Peak RSS per process (VmHWM): $(IFS=,; echo "${RSS[*]}" | sed 's/,/, /g')."
+  fi
+} >"$REPORT"
+cat "$REPORT"
+if [ "$BENCH_WRITE" = 1 ]; then
+  # Keep the hand-written notes below the generated part of docs/benchmarks.md.
+  notes=""
+  [ -f docs/benchmarks.md ] && notes=$(sed -n '/^## Notes/,$p' docs/benchmarks.md)
+  { cat "$REPORT"; [ -n "$notes" ] && { echo; echo "$notes"; }; } >docs/benchmarks.md
+fi
