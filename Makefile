@@ -110,16 +110,16 @@ build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(GATEWAY_LIB_OBJ:$(B)/obj/%.o=%.c)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(filter-out gateway/main.c,$(GATEWAY_SRC)) $(LIBS_PKG) -lcivetweb -lpthread -lm
 
-run: deps all
+run: deps all web
 	@bash scripts/run.sh
 
 stop:
 	@bash scripts/stop.sh
 
-test: deps
+test: deps web
 	@bash tests/run.sh
 
-test-fast:
+test-fast: web
 	@SKIP_SAN=1 SKIP_FUZZ=1 bash tests/run.sh
 
 fuzz: deps $(FUZZ_BINS)
@@ -135,6 +135,25 @@ fmt:
 
 lint:
 	@bash scripts/lint.sh
+
+# The web UI: `npm ci` when the lockfile changed, `vite build` when a source
+# changed (web/dist/index.html stands for the build); nothing to do otherwise.
+ifneq ($(wildcard web/package.json),)
+WEB_SRC := web/index.html web/vite.config.js $(shell find web/src web/public -type f 2>/dev/null)
+web: web/dist/index.html
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "web: npm not found (Node.js 20.19+ is needed for the UI)" >&2; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRC)
+	cd web && npm run --silent build
+	@touch $@
+else
+web:
+	@true
+endif
 
 clean:
 	rm -rf build

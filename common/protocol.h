@@ -5,13 +5,18 @@
     broker's ROUTER starts with an empty delimiter frame and one of the two
     protocol frames below; the rest of the layout is in docs/protocol.md.
 
-      client -> broker  ["", SC01, service, correlation, deadline_ms, envelope]
-      broker -> client  ["", SC01, service, correlation, reply]
+      client -> broker  ["", SC01, service, correlation, deadline_ms, envelope (, BLOB, blob)]
+      broker -> client  ["", SC01, service, correlation, reply (, BLOB, blob)]
       worker -> broker  ["", SW01, READY, service]
-                        ["", SW01, REPLY, client, correlation, reply]
+                        ["", SW01, REPLY, client, correlation, reply (, BLOB, blob)]
                         ["", SW01, HEARTBEAT] | ["", SW01, DISCONNECT]
-      broker -> worker  ["", SW01, REQUEST, client, correlation, envelope]
+      broker -> worker  ["", SW01, REQUEST, client, correlation, envelope (, BLOB, blob)]
                         ["", SW01, HEARTBEAT] | ["", SW01, DISCONNECT]
+
+    The optional pair at the end carries one binary payload (image bytes)
+    beside the msgpack envelope, so large bytes never pass through msgpack
+    or JSON. The marker frame makes the extension explicit: any other extra
+    frame is still malformed.
 */
 #ifndef PROTOCOL_H_INCLUDED
 #define PROTOCOL_H_INCLUDED
@@ -24,6 +29,11 @@
 #define PROTOCOL_REPLY "REPLY"
 #define PROTOCOL_HEARTBEAT "HEARTBEAT"
 #define PROTOCOL_DISCONNECT "DISCONNECT"
+#define PROTOCOL_BLOB "BLOB"
+
+//  Largest blob frame the broker forwards (a request's is answered 413
+//  too_large, a reply's replaced by a 500). Uploads are at most 10 MiB.
+#define PROTOCOL_BLOB_MAX (32 * 1024 * 1024)
 
 //  Longest service name and correlation id the broker accepts; a service
 //  name is made of [a-z0-9_.-] (it is also a schema and a log program name).

@@ -21,9 +21,11 @@
 #include "protocol.h"
 
 #include <czmq.h>
+#include <pthread.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct rpc_client_t {
@@ -31,9 +33,26 @@ struct rpc_client_t {
     uint64_t sequence; // last correlation id used
 };
 
+//  CZMQ sets itself up on the first socket made, and that first call is not
+//  safe to race: two threads making their first sockets at once (the
+//  gateway's parallel readiness pings) can trip its assertions. Setting it
+//  up once, before any socket, removes the race.
+static pthread_once_t s_zsys_once = PTHREAD_ONCE_INIT;
+
+static void s_zsys_init(void)
+{
+    zsys_init();
+}
+
+void rpc_zsys_init_once(void)
+{
+    pthread_once(&s_zsys_once, s_zsys_init);
+}
+
 rpc_client_t *rpc_client_new(const char *endpoint)
 {
     assert(endpoint);
+    rpc_zsys_init_once();
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     if (!sock) return NULL;
     zsock_set_linger(sock, 0);
@@ -59,7 +78,8 @@ void rpc_client_destroy(rpc_client_t **self_p)
 //  Sends the request frames, waiting for room until deadline_ms. 0, or -1
 //  (deadline passed, or the socket failed).
 static int s_send_request(rpc_client_t *self, const char *service, const char *correlation,
-                          int64_t deadline_ms, const void *envelope, size_t envelope_size)
+                          int64_t deadline_ms, const void *envelope, size_t envelope_size,
+                          const void *blob, size_t blob_size)
 {
     void *handle = zsock_resolve(self->sock);
     while (zmq_send(handle, "", 0, ZMQ_DONTWAIT | ZMQ_SNDMORE) == -1) {
@@ -76,25 +96,35 @@ static int s_send_request(rpc_client_t *self, const char *service, const char *c
     zmq_send(handle, service, strlen(service), ZMQ_SNDMORE);
     zmq_send(handle, correlation, strlen(correlation), ZMQ_SNDMORE);
     zmq_send(handle, deadline_text, strlen(deadline_text), ZMQ_SNDMORE);
-    zmq_send(handle, envelope, envelope_size, 0);
+    zmq_send(handle, envelope, envelope_size, blob ? ZMQ_SNDMORE : 0);
+    if (blob) {
+        zmq_send(handle, PROTOCOL_BLOB, strlen(PROTOCOL_BLOB), ZMQ_SNDMORE);
+        zmq_send(handle, blob, blob_size, 0);
+    }
     return 0;
 }
 
-//  True when msg is ["", SC01, service, correlation, reply] for this call.
+//  True when msg is ["", SC01, service, correlation, reply (, BLOB, blob)]
+//  for this call.
 static bool s_is_our_reply(zmsg_t *msg, const char *service, const char *correlation)
 {
-    if (zmsg_size(msg) != 5) return false;
+    size_t size = zmsg_size(msg);
+    if (size != 5 && size != 7) return false;
     zframe_t *empty = zmsg_first(msg);
     zframe_t *protocol = zmsg_next(msg);
     zframe_t *service_frame = zmsg_next(msg);
     zframe_t *correlation_frame = zmsg_next(msg);
+    if (size == 7) {
+        zmsg_next(msg); // the reply
+        if (!zframe_streq(zmsg_next(msg), PROTOCOL_BLOB)) return false;
+    }
     return zframe_size(empty) == 0 && zframe_streq(protocol, PROTOCOL_CLIENT) &&
            zframe_streq(service_frame, service) && zframe_streq(correlation_frame, correlation);
 }
 
 //  Waits for this call's reply until deadline_ms; discards any other.
 static json_t *s_wait_reply(rpc_client_t *self, const char *service, const char *correlation,
-                            int64_t deadline_ms)
+                            int64_t deadline_ms, void **reply_blob, size_t *reply_blob_size)
 {
     void *handle = zsock_resolve(self->sock);
     while (true) {
@@ -114,8 +144,24 @@ static json_t *s_wait_reply(rpc_client_t *self, const char *service, const char 
             zmsg_destroy(&msg);
             continue;
         }
-        zframe_t *frame = zmsg_last(msg);
+        bool has_blob = zmsg_size(msg) == 7;
+        zmsg_first(msg);
+        for (int skip = 0; skip < 3; skip++)
+            zmsg_next(msg);
+        zframe_t *frame = zmsg_next(msg);
         json_t *reply = envelope_reply_decode(zframe_data(frame), zframe_size(frame));
+        if (reply && has_blob && reply_blob) {
+            zframe_t *blob = zmsg_last(msg);
+            size_t size = zframe_size(blob);
+            *reply_blob = malloc(size ? size : 1);
+            if (!*reply_blob) {
+                json_decref(reply);
+                zmsg_destroy(&msg);
+                return reply_error(500, ERR_INTERNAL, "out of memory for a reply");
+            }
+            memcpy(*reply_blob, zframe_data(blob), size);
+            *reply_blob_size = size;
+        }
         zmsg_destroy(&msg);
         if (!reply) {
             log_error("malformed reply from %s", service);
@@ -130,7 +176,22 @@ static json_t *s_wait_reply(rpc_client_t *self, const char *service, const char 
 json_t *rpc_call(rpc_client_t *self, const char *service, const char *method, int64_t viewer_id,
                  const json_t *args, const char *request_id, int64_t deadline_ms)
 {
+    return rpc_call_blob(self, service, method, viewer_id, args, NULL, 0, request_id, deadline_ms,
+                         NULL, NULL);
+}
+
+json_t *rpc_call_blob(rpc_client_t *self, const char *service, const char *method,
+                      int64_t viewer_id, const json_t *args, const void *blob, size_t blob_size,
+                      const char *request_id, int64_t deadline_ms, void **reply_blob,
+                      size_t *reply_blob_size)
+{
     assert(self && service && method);
+    if (reply_blob) {
+        *reply_blob = NULL;
+        *reply_blob_size = 0;
+    }
+    if (blob && blob_size > PROTOCOL_BLOB_MAX)
+        return reply_error(413, ERR_TOO_LARGE, "the payload is too large");
     int64_t now = envelope_now_ms();
     if (deadline_ms <= 0) deadline_ms = now + RPC_DEFAULT_TIMEOUT_MS;
     if (deadline_ms <= now)
@@ -158,11 +219,12 @@ json_t *rpc_call(rpc_client_t *self, const char *service, const char *method, in
     if (!envelope) return reply_error(500, ERR_INTERNAL, "cannot encode the request");
     char correlation[24];
     snprintf(correlation, sizeof correlation, "%" PRIx64, ++self->sequence);
-    int rc = s_send_request(self, service, correlation, deadline_ms, envelope, envelope_size);
+    int rc = s_send_request(self, service, correlation, deadline_ms, envelope, envelope_size, blob,
+                            blob_size);
     free(envelope);
     if (rc == -1) {
         log_warn("%s: cannot send the request before the deadline", service);
         return reply_error(504, ERR_TIMEOUT, "the broker could not be reached in time");
     }
-    return s_wait_reply(self, service, correlation, deadline_ms);
+    return s_wait_reply(self, service, correlation, deadline_ms, reply_blob, reply_blob_size);
 }

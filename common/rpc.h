@@ -24,6 +24,10 @@
 
 typedef struct rpc_client_t rpc_client_t;
 
+//  Sets CZMQ up once per process (thread-safe). rpc_client_new and
+//  worker_new call it; call it before making other sockets in threads.
+void rpc_zsys_init_once(void);
+
 //  endpoint: the broker's client endpoint (BROKER_URL). NULL on failure.
 rpc_client_t *rpc_client_new(const char *endpoint);
 void rpc_client_destroy(rpc_client_t **self_p);
@@ -34,5 +38,16 @@ void rpc_client_destroy(rpc_client_t **self_p);
 //  Returns a new reply object.
 json_t *rpc_call(rpc_client_t *self, const char *service, const char *method, int64_t viewer_id,
                  const json_t *args, const char *request_id, int64_t deadline_ms);
+
+//  rpc_call with one optional binary payload each way (the BLOB frame of
+//  docs/protocol.md): blob[0..blob_size) goes with the request (NULL = none;
+//  at most PROTOCOL_BLOB_MAX bytes, else 413 without sending). When
+//  reply_blob is not NULL it gets the reply's blob as a new malloc'd buffer
+//  the caller frees (NULL and size 0 when the reply has none); a reply blob
+//  that is not asked for is dropped.
+json_t *rpc_call_blob(rpc_client_t *self, const char *service, const char *method,
+                      int64_t viewer_id, const json_t *args, const void *blob, size_t blob_size,
+                      const char *request_id, int64_t deadline_ms, void **reply_blob,
+                      size_t *reply_blob_size);
 
 #endif

@@ -109,6 +109,8 @@ static void s_serve(worker_thread_t *self, worker_request_t *work)
     int64_t started = zclock_mono();
     envelope_request_t request;
     json_t *reply = NULL;
+    void *reply_blob = NULL;
+    size_t reply_blob_size = 0;
     if (envelope_request_decode(work->envelope, work->envelope_size, &request) == -1) {
         log_warn("malformed request envelope");
         reply = reply_error(400, ERR_INVALID, "malformed request envelope");
@@ -127,8 +129,12 @@ static void s_serve(worker_thread_t *self, worker_request_t *work)
                            .viewer_id = request.viewer_id,
                            .db = self->db,
                            .rpc = self->rpc,
-                           .state = self->def->state};
+                           .state = self->def->state,
+                           .blob = work->blob,
+                           .blob_size = work->blob_size};
             reply = service_dispatch(self->def, &call);
+            reply_blob = call.reply_blob;
+            reply_blob_size = call.reply_blob_size;
         }
     }
     int status = reply_status(reply);
@@ -140,8 +146,10 @@ static void s_serve(worker_thread_t *self, worker_request_t *work)
         reply = reply_error(500, ERR_INTERNAL, "internal error");
         status = 500;
         bytes = envelope_reply_encode(reply, &size);
+        freen(reply_blob); // it belonged to the reply that was lost
     }
-    if (bytes && worker_send(self->worker, work, bytes, size) == -1)
+    if (bytes &&
+        worker_send_blob(self->worker, work, bytes, size, reply_blob, reply_blob_size) == -1)
         log_warn("cannot send the reply of %s", request.method);
     worker_request_clear(work);
     int64_t took = zclock_mono() - started;
@@ -150,6 +158,7 @@ static void s_serve(worker_thread_t *self, worker_request_t *work)
     else
         log_debug("%s -> %d in %lld ms", request.method, status, (long long)took);
     free(bytes);
+    free(reply_blob);
     json_decref(reply);
     envelope_request_clear(&request);
     log_set_request_id(NULL);
@@ -211,6 +220,32 @@ cleanup:
     return rc;
 }
 
+//  Leases an id shard for this process: the first of 0..8191 whose
+//  session advisory lock (namespaced by service) this connection gets.
+//  Replicas started from one environment (compose --scale, a Deployment)
+//  thus get different shards without configuration, so two of them can
+//  never make the same id in the same millisecond. The lock lasts as long
+//  as the returned connection, which the caller keeps open for the life of
+//  the process. Returns the connection, or NULL when no shard is free.
+static db_t *s_lease_shard(const char *url, const char *name, int *shard_out)
+{
+    db_t *db = s_db_connect(url, name);
+    if (!db) return NULL;
+    const char *params[] = {name};
+    PGresult *res = db_query(db,
+                             "SELECT s FROM generate_series(0, 8191) AS s"
+                             " WHERE pg_try_advisory_lock(hashtext('shard:' || $1), s) LIMIT 1",
+                             1, params);
+    if (!res || PQntuples(res) != 1) {
+        PQclear(res);
+        db_destroy(&db);
+        return NULL;
+    }
+    *shard_out = atoi(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return db;
+}
+
 //  Builds the --help text: the service's paragraph and the variables.
 static char *s_usage(const service_def_t *def)
 {
@@ -226,7 +261,8 @@ static char *s_usage(const service_def_t *def)
                         "  EVENTS_SUB_URL   broker's event output (" DEFAULT_EVENTS_SUB_URL ")\n"
                         "%s"
                         "  WORKERS          worker threads (4)\n"
-                        "  SHARD            id generator shard, 0..8191 (0)\n"
+                        "  SHARD            id generator shard, 0..8191, or auto: leased from\n"
+                        "                   Postgres per process (auto; 0 without a database)\n"
                         "  LOG_LEVEL        debug|info|warn|error (info)\n"
                         "%s",
                         def->name, def->usage ? def->usage : "",
@@ -270,7 +306,7 @@ int service_main(const service_def_t *def, int argc, char **argv)
     setenv("EVENTS_PUB_URL", DEFAULT_EVENTS_PUB_URL, 0);
     setenv("EVENTS_SUB_URL", DEFAULT_EVENTS_SUB_URL, 0);
     setenv("WORKERS", "4", 0);
-    setenv("SHARD", "0", 0);
+    setenv("SHARD", def->uses_database ? "auto" : "0", 0);
     setenv("LOG_LEVEL", "info", 0);
     if (def->uses_database) {
         setenv("DATABASE_URL", DEFAULT_DATABASE_URL, 0);
@@ -289,12 +325,24 @@ int service_main(const service_def_t *def, int argc, char **argv)
         log_error("WORKERS must be 1..%d", WORKERS_MAX);
         return 2;
     }
-    int64_t shard = config_int("SHARD", -1);
+    db_t *shard_lease = NULL;
+    bool shard_auto = streq(config_str("SHARD", "auto"), "auto");
+    int64_t shard = shard_auto ? 0 : config_int("SHARD", -1);
     if (shard < 0 || shard > INT32_MAX || ids_set_shard((int)shard) == -1) {
-        log_error("SHARD must be 0..8191");
+        log_error("SHARD must be 0..8191 or auto");
         return 2;
     }
     if (def->uses_database && s_prepare_database(def, database_url) == -1) return 1;
+    if (shard_auto && def->uses_database) {
+        int leased = 0;
+        shard_lease = s_lease_shard(database_url, def->name, &leased);
+        if (!shard_lease || ids_set_shard(leased) == -1) {
+            log_error("cannot lease an id shard (SHARD=auto)");
+            db_destroy(&shard_lease);
+            return 1;
+        }
+        log_info("id shard %d leased", leased);
+    }
     if (!def->uses_database && def->on_start && def->on_start(NULL, def->state) == -1) {
         log_error("on_start failed");
         return 1;
@@ -356,6 +404,7 @@ cleanup:
     freen(threads);
     events_subscriber_destroy(&subscriber);
     events_publisher_destroy(&publisher);
+    db_destroy(&shard_lease);
     log_info("%s stopped", def->name);
     return rc;
 }

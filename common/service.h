@@ -30,6 +30,14 @@ typedef struct {
     db_t *db;                          // this thread's connection (NULL if no database)
     rpc_client_t *rpc;                 // this thread's client for calls to other services
     void *state;                       // service_def_t.state
+    //  The request's optional BLOB frame (docs/protocol.md): borrowed, valid
+    //  during the call; NULL when the request carried none.
+    const void *blob;
+    size_t blob_size;
+    //  A handler may set a reply blob: a malloc'd buffer the framework
+    //  sends after the reply envelope and then frees (also on error).
+    void *reply_blob;
+    size_t reply_blob_size;
 } call_t;
 
 typedef json_t *(*service_handler_fn)(call_t *call);

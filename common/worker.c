@@ -22,6 +22,7 @@
     worker thread its own).
 */
 #include "worker.h"
+#include "rpc.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -94,6 +95,7 @@ worker_t *worker_new(const char *endpoint, const char *service)
         log_error("invalid service name '%s'", service);
         return NULL;
     }
+    rpc_zsys_init_once();
     worker_t *self = (worker_t *)zmalloc(sizeof *self);
     self->endpoint = strdup(endpoint);
     self->service = strdup(service);
@@ -127,6 +129,7 @@ void worker_request_clear(worker_request_t *request)
     freen(request->client);
     freen(request->correlation);
     freen(request->envelope);
+    freen(request->blob);
     memset(request, 0, sizeof *request);
 }
 
@@ -153,14 +156,22 @@ static int s_broker_message(worker_t *self, worker_request_t *request)
     zframe_t *command = zmsg_next(msg);
     if (!command || zframe_size(empty) != 0 || !zframe_streq(protocol, PROTOCOL_WORKER)) {
         log_debug("malformed message from the broker dropped");
-    } else if (zframe_streq(command, PROTOCOL_REQUEST) && zmsg_size(msg) == 6) {
+    } else if (zframe_streq(command, PROTOCOL_REQUEST) &&
+               (zmsg_size(msg) == 6 || zmsg_size(msg) == 8)) {
         zframe_t *client = zmsg_next(msg);
         zframe_t *correlation = zmsg_next(msg);
         zframe_t *envelope = zmsg_next(msg);
-        request->client = s_frame_copy(client, &request->client_size);
-        request->correlation = s_frame_copy(correlation, &request->correlation_size);
-        request->envelope = s_frame_copy(envelope, &request->envelope_size);
-        rc = 1;
+        zframe_t *marker = zmsg_next(msg);
+        zframe_t *blob = zmsg_next(msg);
+        if (marker && !zframe_streq(marker, PROTOCOL_BLOB)) {
+            log_debug("request with an unknown extra frame dropped");
+        } else {
+            request->client = s_frame_copy(client, &request->client_size);
+            request->correlation = s_frame_copy(correlation, &request->correlation_size);
+            request->envelope = s_frame_copy(envelope, &request->envelope_size);
+            if (blob) request->blob = s_frame_copy(blob, &request->blob_size);
+            rc = 1;
+        }
     } else if (zframe_streq(command, PROTOCOL_DISCONNECT)) {
         s_disconnected(self, "the broker said DISCONNECT");
     } else if (!zframe_streq(command, PROTOCOL_HEARTBEAT)) {
@@ -203,11 +214,18 @@ int worker_recv(worker_t *self, worker_request_t *request, int timeout_ms)
 
 int worker_send(worker_t *self, worker_request_t *request, const void *reply, size_t reply_size)
 {
+    return worker_send_blob(self, request, reply, reply_size, NULL, 0);
+}
+
+int worker_send_blob(worker_t *self, worker_request_t *request, const void *reply,
+                     size_t reply_size, const void *blob, size_t blob_size)
+{
     int rc = -1;
     if (self->sock) {
-        const void *parts[] = {request->client, request->correlation, reply};
-        size_t sizes[] = {request->client_size, request->correlation_size, reply_size};
-        rc = s_send(self, PROTOCOL_REPLY, parts, sizes, 3);
+        const void *parts[] = {request->client, request->correlation, reply, PROTOCOL_BLOB, blob};
+        size_t sizes[] = {request->client_size, request->correlation_size, reply_size,
+                          strlen(PROTOCOL_BLOB), blob_size};
+        rc = s_send(self, PROTOCOL_REPLY, parts, sizes, blob ? 5 : 3);
         if (rc == 0) self->heartbeat_at = zclock_mono() + WORKER_HEARTBEAT_MS;
     }
     worker_request_clear(request);

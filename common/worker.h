@@ -29,6 +29,8 @@ typedef struct {
     size_t correlation_size;
     char *envelope; // request envelope bytes (owned)
     size_t envelope_size;
+    char *blob; // the optional BLOB frame's bytes (owned), NULL when none
+    size_t blob_size;
 } worker_request_t;
 
 worker_t *worker_new(const char *endpoint, const char *service);
@@ -41,6 +43,10 @@ int worker_recv(worker_t *self, worker_request_t *request, int timeout_ms);
 
 //  Sends the reply bytes for request and frees request's fields. 0 or -1.
 int worker_send(worker_t *self, worker_request_t *request, const void *reply, size_t reply_size);
+
+//  worker_send with an optional blob frame after the reply (NULL = none).
+int worker_send_blob(worker_t *self, worker_request_t *request, const void *reply,
+                     size_t reply_size, const void *blob, size_t blob_size);
 
 void worker_request_clear(worker_request_t *request);
 

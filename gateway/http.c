@@ -15,7 +15,10 @@
       limit (429) -> declared size (413) -> Content-Type (415) -> body
       read (413) -> JSON (400) -> query (400) -> rpc_call -> reply.
     Arguments: the body object's fields, then query parameters, then path
-    parameters, each overriding the one before (the URL wins).
+    parameters, each overriding the one before (the URL wins), then the
+    Idempotency-Key header as args.idempotency_key. Upload routes
+    (ROUTE_MULTIPART*) skip the JSON body steps and go to upload.c with
+    those args.
 */
 #include "http.h"
 #include "auth.h"
@@ -23,10 +26,12 @@
 #include "errors.h"
 #include "jsonbody.h"
 #include "log.h"
+#include "mediafile.h"
 #include "ops.h"
 #include "routes.h"
 #include "rpc.h"
 #include "static.h"
+#include "upload.h"
 
 #include <czmq.h>
 #include <limits.h>
@@ -156,6 +161,16 @@ static rpc_client_t *s_thread_rpc(gateway_t *self)
         if (client) pthread_setspecific(self->rpc_key, client);
     }
     return client;
+}
+
+rpc_client_t *gateway_thread_rpc(gateway_t *self)
+{
+    return s_thread_rpc(self);
+}
+
+int64_t gateway_request_timeout_ms(gateway_t *self)
+{
+    return self->request_timeout_ms;
 }
 
 //  ---------------------------------------------------------------------
@@ -322,6 +337,11 @@ static void s_send_reply(http_request_t *request, const route_t *route, json_t *
     http_send_json(request, (int)status, body, NULL);
 }
 
+void http_send_reply(http_request_t *request, const route_t *route, json_t *reply)
+{
+    s_send_reply(request, route, reply);
+}
+
 //  ---------------------------------------------------------------------
 //  Request bodies
 
@@ -476,8 +496,11 @@ static void s_handle_api(http_request_t *request, const char *path)
         }
     }
 
-    //  The body: declared size first, so a huge upload is refused unread.
-    if (info->content_length > 0 && (unsigned long long)info->content_length > self->max_body) {
+    //  The body: declared size first, so a huge upload is refused unread
+    //  (uploads have their own limits, upload.c).
+    bool multipart = route->flags & (ROUTE_MULTIPART | ROUTE_MULTIPART_IMAGES);
+    if (!multipart && info->content_length > 0 &&
+        (unsigned long long)info->content_length > self->max_body) {
         s_too_large(request, false);
         goto cleanup;
     }
@@ -520,6 +543,23 @@ static void s_handle_api(http_request_t *request, const char *path)
     }
     json_object_update(args, query);
     json_object_update(args, match.params);
+    //  Idempotency-Key (API.md "retries") reaches every service as
+    //  args.idempotency_key; only the header can set it.
+    json_object_del(args, "idempotency_key");
+    const char *idempotency_key = mg_get_header(conn, "Idempotency-Key");
+    if (idempotency_key) {
+        json_t *key = json_string(idempotency_key);
+        if (!key) {
+            http_send_error(request, 400, ERR_INVALID, "bad Idempotency-Key header",
+                            json_pack("{s:s}", "Idempotency-Key", "must be printable text"), NULL);
+            goto cleanup;
+        }
+        json_object_set_new(args, "idempotency_key", key);
+    }
+    if (multipart) {
+        upload_handle(request, route, viewer_id, args);
+        goto cleanup;
+    }
 
     rpc_client_t *client = s_thread_rpc(self);
     struct timespec started;
@@ -616,7 +656,9 @@ int gateway_handle(struct mg_connection *conn, void *cbdata)
         s_handle_api(&request, path);
     } else if (ops_handle(&request, path)) {
         //  answered
-    } else if (s_under(path, "/media") || s_under(path, "/stream")) {
+    } else if (s_under(path, "/media")) {
+        mediafile_serve(&request, path);
+    } else if (s_under(path, "/stream")) {
         http_send_error(&request, 404, ERR_NOT_FOUND, "not found", NULL, NULL);
     } else {
         static_serve(&request, self->web_root, path);

@@ -4,7 +4,8 @@
     "/"). It gives every request an id, then sends it to one of:
       /api/...              route table -> auth -> limits -> args -> rpc_call
       /healthz /readyz /metrics            ops.c
-      /media/... /stream    404 until the media service and WebSocket hub exist
+      /media/{key}          image bytes from media media.get (mediafile.c)
+      /stream               404 until the WebSocket hub exists
       anything else         static files from WEB_ROOT (static.c)
     and finally records metrics and writes one log line for it.
 
@@ -18,6 +19,8 @@
 
 #include "metrics.h"
 #include "ratelimit.h"
+#include "routes.h"
+#include "rpc.h"
 
 #include <civetweb.h>
 #include <jansson.h>
@@ -93,7 +96,15 @@ void http_send_json(http_request_t *request, int status, const json_t *body,
 void http_send_error(http_request_t *request, int status, const char *code, const char *message,
                      json_t *fields_stolen, const char *const *headers);
 
+//  Turns a service's reply object into the HTTP response (errors as the
+//  error envelope, 401 with WWW-Authenticate). reply is borrowed.
+void http_send_reply(http_request_t *request, const route_t *route, json_t *reply);
+
 //  Accessors for the modules the handler dispatches to.
+//  The calling thread's rpc client (made on first use; NULL when the broker
+//  URL is unusable). Borrowed.
+rpc_client_t *gateway_thread_rpc(gateway_t *self);
+int64_t gateway_request_timeout_ms(gateway_t *self);
 const char *gateway_broker_url(gateway_t *self);
 const char *gateway_services(gateway_t *self);
 const char *gateway_web_root(gateway_t *self); // resolved real path, or NULL

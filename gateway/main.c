@@ -19,10 +19,12 @@
 #include "log.h"
 #include "rpc.h"
 #include "token.h"
+#include "ws.h"
 
 #include <civetweb.h>
 #include <czmq.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,7 +41,17 @@ static const char *s_usage =
     "  GATEWAY_LISTEN           address:port to listen on (127.0.0.1:8080; PORT=n means\n"
     "                           127.0.0.1:n when GATEWAY_LISTEN is unset)\n"
     "  GATEWAY_THREADS          HTTP worker threads, one per open connection (32)\n"
+    "  GATEWAY_WEBSOCKETS_MAX   open /api/v1/stream connections, each holding one more\n"
+    "                           worker thread; more are refused with 503 (256)\n"
+    "  GATEWAY_WEBSOCKET_WRITERS  threads writing frames to WebSockets (4)\n"
+    "  GATEWAY_WEBSOCKET_PING_MS  ping an idle WebSocket this often; 6 unanswered pings\n"
+    "                           close it (30000)\n"
+    "  GATEWAY_THREAD_STACK_KB  stack of each worker thread, 0 = the system default (1024)\n"
+    "  EVENTS_SUB_URL           the broker's event endpoint, for notification.push\n"
+    "                           (tcp://127.0.0.1:5557)\n"
     "  GATEWAY_MAX_BODY         largest JSON request body in bytes (65536)\n"
+    "  UPLOAD_TMPDIR            folder for images being uploaded (multipart), unlinked at once\n"
+    "                           (/tmp)\n"
     "  GATEWAY_KEEPALIVE_MS     idle keep-alive time before a connection is closed (2000)\n"
     "  GATEWAY_REQUEST_TIMEOUT_MS  time a client may take to send a request (10000)\n"
     "  GATEWAY_SERVICES         services /readyz checks, comma separated (identity)\n"
@@ -100,7 +112,13 @@ int main(int argc, char **argv)
     }
     s_default("GATEWAY_LISTEN", "127.0.0.1:8080");
     s_default("GATEWAY_THREADS", "32");
+    s_default("GATEWAY_WEBSOCKETS_MAX", "256");
+    s_default("GATEWAY_WEBSOCKET_WRITERS", "4");
+    s_default("GATEWAY_WEBSOCKET_PING_MS", "30000");
+    s_default("GATEWAY_THREAD_STACK_KB", "1024");
+    s_default("EVENTS_SUB_URL", "tcp://127.0.0.1:5557");
     s_default("GATEWAY_MAX_BODY", "65536");
+    s_default("UPLOAD_TMPDIR", "/tmp");
     s_default("GATEWAY_KEEPALIVE_MS", "2000");
     s_default("GATEWAY_REQUEST_TIMEOUT_MS", "10000");
     s_default("GATEWAY_SERVICES", "identity");
@@ -111,7 +129,13 @@ int main(int argc, char **argv)
     s_default("LOG_LEVEL", "info");
     static const char *const names[] = {"GATEWAY_LISTEN",
                                         "GATEWAY_THREADS",
+                                        "GATEWAY_WEBSOCKETS_MAX",
+                                        "GATEWAY_WEBSOCKET_WRITERS",
+                                        "GATEWAY_WEBSOCKET_PING_MS",
+                                        "GATEWAY_THREAD_STACK_KB",
+                                        "EVENTS_SUB_URL",
                                         "GATEWAY_MAX_BODY",
+                                        "UPLOAD_TMPDIR",
                                         "GATEWAY_KEEPALIVE_MS",
                                         "GATEWAY_REQUEST_TIMEOUT_MS",
                                         "GATEWAY_SERVICES",
@@ -135,11 +159,34 @@ int main(int argc, char **argv)
     int64_t keepalive_ms = config_int("GATEWAY_KEEPALIVE_MS", 2000);
     int64_t read_timeout_ms = config_int("GATEWAY_REQUEST_TIMEOUT_MS", 10000);
     int64_t rate = config_int("AUTH_RATE_LIMIT_PER_MIN", 10);
+    int64_t websockets = config_int("GATEWAY_WEBSOCKETS_MAX", 256);
+    int64_t ws_writers = config_int("GATEWAY_WEBSOCKET_WRITERS", 4);
+    int64_t ping_ms = config_int("GATEWAY_WEBSOCKET_PING_MS", 30000);
+    int64_t stack_kb = config_int("GATEWAY_THREAD_STACK_KB", 1024);
     if (threads < 1 || threads > 1024 || max_body < 0 || keepalive_ms < 0 || read_timeout_ms < 1 ||
         rate < 0 || rate > 1000000) {
         log_error("GATEWAY_THREADS, GATEWAY_MAX_BODY, timeouts or AUTH_RATE_LIMIT_PER_MIN out of "
                   "range");
         return 1;
+    }
+    if (websockets < 1 || websockets > 100000 || ws_writers < 1 || ws_writers > 64 ||
+        ping_ms < 100 || stack_kb < 0 || (stack_kb > 0 && stack_kb < 128)) {
+        log_error("GATEWAY_WEBSOCKETS_MAX, GATEWAY_WEBSOCKET_WRITERS, GATEWAY_WEBSOCKET_PING_MS or "
+                  "GATEWAY_THREAD_STACK_KB out of range");
+        return 1;
+    }
+    //  Each worker thread keeps its own rpc client (a ZeroMQ socket), and
+    //  ZeroMQ refuses sockets past its limit (1024 by default): allow one
+    //  per thread of the pool, plus the hub's and a margin.
+    zsys_set_max_sockets((size_t)(threads + websockets + 64));
+    //  civetweb holds one worker thread per open WebSocket: thousands of
+    //  them must not each reserve the default 8 MiB of stack.
+    if (stack_kb > 0) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, (size_t)stack_kb * 1024);
+        pthread_setattr_default_np(&attr);
+        pthread_attr_destroy(&attr);
     }
 
     gateway_config_t config = {
@@ -153,9 +200,25 @@ int main(int argc, char **argv)
     };
     gateway_t *gateway = gateway_new(&config);
     if (!gateway) return 1;
+    ws_config_t ws_config = {
+        .jwt_secret = secret,
+        .broker_url = config.broker_url,
+        .events_sub_url = config_str("EVENTS_SUB_URL", "tcp://127.0.0.1:5557"),
+        .metrics = gateway_metrics(gateway),
+        .max_connections = (int)websockets,
+        .writers = (int)ws_writers,
+        .auth_timeout_ms = 10000,
+        .request_timeout_ms = config.request_timeout_ms,
+    };
+    ws_hub_t *hub = ws_hub_new(&ws_config);
+    if (!hub) {
+        gateway_destroy(&gateway);
+        return 1;
+    }
 
-    char threads_text[16], keepalive_text[24], timeout_text[24], queue_text[16];
-    snprintf(threads_text, sizeof threads_text, "%d", (int)threads);
+    char threads_text[16], keepalive_text[24], timeout_text[24], queue_text[16], ping_text[24];
+    snprintf(threads_text, sizeof threads_text, "%d", (int)(threads + websockets));
+    snprintf(ping_text, sizeof ping_text, "%lld", (long long)ping_ms);
     snprintf(keepalive_text, sizeof keepalive_text, "%lld", (long long)keepalive_ms);
     snprintf(timeout_text, sizeof timeout_text, "%lld", (long long)read_timeout_ms);
     snprintf(queue_text, sizeof queue_text, "%d", (int)(threads * 4 < 64 ? 64 : threads * 4));
@@ -181,6 +244,10 @@ int main(int argc, char **argv)
                              "no",
                              "enable_directory_listing",
                              "no",
+                             "websocket_timeout_ms",
+                             ping_text,
+                             "enable_websocket_ping_pong",
+                             "yes",
                              NULL};
 
     struct sigaction action;
@@ -198,12 +265,14 @@ int main(int argc, char **argv)
     struct mg_context *ctx = mg_start(&callbacks, gateway, options);
     if (!ctx) {
         log_error("cannot listen on %s", config_str("GATEWAY_LISTEN", ""));
+        ws_hub_destroy(&hub);
         gateway_destroy(&gateway);
         mg_exit_library();
         return 1;
     }
     //  mg_start sets SIGPIPE to ignored; the signals above stay ours.
     mg_set_request_handler(ctx, "/", gateway_handle, gateway);
+    ws_hub_attach(hub, ctx);
     log_info("listening on http://%s", config_str("GATEWAY_LISTEN", ""));
 
     while (!s_stop) {
@@ -211,10 +280,12 @@ int main(int argc, char **argv)
         nanosleep(&pause, NULL);
     }
     log_info("stopping: finishing requests in flight");
+    ws_hub_close_all(hub);
     //  Each request is bounded by its RPC deadline; allow that plus a
     //  second for writing the answer.
     gateway_drain(gateway, (int)config.request_timeout_ms + 1000);
     mg_stop(ctx);
+    ws_hub_destroy(&hub);
     gateway_destroy(&gateway);
     mg_exit_library();
     log_info("stopped");

@@ -26,7 +26,12 @@
 
     Flags: ROUTE_JSON_BODY the route takes a JSON object body (an empty body
     is {}); ROUTE_AUTH_RATE_LIMIT the route counts against the per-address
-    AUTH_RATE_LIMIT_PER_MIN limit (login and register).
+    AUTH_RATE_LIMIT_PER_MIN limit (login and register). Uploads
+    (multipart/form-data, gateway/upload.c): ROUTE_MULTIPART takes exactly
+    one `image` part, sent as the call's blob, its text parts as args
+    (PUT /me/avatar); ROUTE_MULTIPART_IMAGES takes 1-10 `image` parts, each
+    sent first to media images.upload, then calls the route's method with
+    args.images = [{upload_id, alt_text}] (POST /posts).
 */
 #ifndef GATEWAY_ROUTES_H_INCLUDED
 #define GATEWAY_ROUTES_H_INCLUDED
@@ -39,6 +44,8 @@ typedef enum { ROUTE_AUTH_NONE = 0, ROUTE_AUTH_OPTIONAL, ROUTE_AUTH_REQUIRED } r
 
 #define ROUTE_JSON_BODY 0x1u
 #define ROUTE_AUTH_RATE_LIMIT 0x2u
+#define ROUTE_MULTIPART 0x4u
+#define ROUTE_MULTIPART_IMAGES 0x8u
 
 typedef struct {
     const char *spec;    // "GET /api/v1/users/{username}" (also the metrics label)

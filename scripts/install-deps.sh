@@ -14,7 +14,18 @@ PACKAGES=(
   postgresql-15 postgresql-contrib
   # tools: benchmarks, spec and compose checks, process helpers
   wrk curl yamllint procps libvips-tools
+  # compose file validation (`docker-compose config` needs no Docker engine)
+  docker-compose
+  # the web UI's browser tests (driven by playwright-core from web/node_modules)
+  chromium
 )
+
+# Node.js runs the OpenAPI linter, the manifest validator and the web UI's
+# build and browser tests. Machines of this kind ship Node 20; where it is
+# absent, Debian's own nodejs and npm are the fallback.
+if ! command -v node >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -85,6 +85,57 @@ run_tree() { # build dir, label prefix
 
 run_tree build ""
 
+# Browser tests of the web UI: start the whole system (scripts/run.sh) on
+# spare ports with its own data folder, run tests/browser/run.mjs against it
+# (Chromium + playwright-core), stop the system. Each browser test counts
+# in the totals; skipped ones (endpoints not routed yet) are reported apart.
+SKIPPED=0
+browser_suite() {
+  local port=${BROWSER_PORT:-18180} data="$ROOT/build/browser-var" log="$OUT/browser.log" pid ok=0 p f s
+  echo "== browser (web UI, Chromium)"
+  if ! make -s web >"$OUT/web-build.log" 2>&1 || [ ! -d web/node_modules/playwright-core ]; then
+    note_fail "browser (building the web UI failed: tests/out/web-build.log)"; tail -n 20 "$OUT/web-build.log" | sed 's/^/   | /'; return
+  fi
+  if [ ! -x /usr/bin/chromium ]; then note_fail "browser (/usr/bin/chromium missing: run 'make deps')"; return; fi
+  # Stop the system on any exit too, then run whatever exit trap was set.
+  local prev attempt
+  prev=$(trap -p EXIT)
+  eval "set -- $prev"
+  trap 'DATA_DIR="$ROOT/build/browser-var" bash "$ROOT/scripts/stop.sh" >/dev/null 2>&1; '"${3:-}" EXIT
+  for attempt in 1 2; do # a second try if the system stops while starting
+    DATA_DIR="$data" bash scripts/stop.sh >/dev/null 2>&1
+    rm -rf "$data"
+    PORT=$port PG_PORT=$((port + 1)) BROKER_PORT=$((port + 2)) DATA_DIR="$data" AUTH_RATE_LIMIT_PER_MIN=0 \
+      WEB_ROOT="$ROOT/web/dist" bash scripts/run.sh >"$OUT/browser-system.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do
+      if grep -q 'Ready:' "$OUT/browser-system.log" 2>/dev/null; then ok=1; break; fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    [ $ok -eq 1 ] && break
+    wait "$pid" 2>/dev/null
+  done
+  if [ $ok -eq 1 ]; then
+    timeout "${BROWSER_TIMEOUT:-600}" node tests/browser/run.mjs --base-url "http://127.0.0.1:$port" --out "$OUT/browser" >"$log" 2>&1
+    local rc=$?
+    read -r p f s < <(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" | tail -n1 | awk '{print $1, $3, $5}')
+    p=${p:-0}; f=${f:-0}; s=${s:-0}
+    PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
+    grep -E '^(not ok|skip) ' "$log" | sed 's/^/   | /'
+    if [ "$f" -gt 0 ]; then FAILURES+=("browser ($f failed; screenshots in tests/out/browser)"); fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then note_fail "browser (exit $rc without a counted failure)"; tail -n 20 "$log" | sed 's/^/   | /'; fi
+    echo "   $p passed, $f failed, $s skipped (rc $rc)"
+  else
+    note_fail "browser (the system did not start; see tests/out/browser-system.log)"
+    tail -n 20 "$OUT/browser-system.log" | sed 's/^/   | /'
+  fi
+  DATA_DIR="$data" bash scripts/stop.sh >/dev/null 2>&1
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  if [ -n "$prev" ]; then eval "$prev"; else trap - EXIT; fi
+}
+[ "${SKIP_BROWSER:-0}" = 1 ] || browser_suite
+
 if [ "${SKIP_SAN:-0}" != 1 ]; then
   echo "== build (ASan + UBSan)"
   if make -s -j"$JOBS" SAN=1 all >"$OUT/build-asan.log" 2>&1; then
@@ -108,10 +159,11 @@ fi
 
 check "lint/openapi" bash scripts/lint.sh openapi
 check "lint/clang-format" bash scripts/lint.sh format
+check "deploy/compose+k8s" bash scripts/validate-deploy.sh
 
 echo
 if [ ${#FAILURES[@]} -gt 0 ]; then
   echo "Failures:"; printf '  - %s\n' "${FAILURES[@]}"
 fi
-echo "$PASSED passed, $FAILED failed"
+echo "$PASSED passed, $FAILED failed$([ "${SKIPPED:-0}" -gt 0 ] && echo ", $SKIPPED skipped")"
 [ "$FAILED" -eq 0 ]

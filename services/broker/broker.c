@@ -55,6 +55,7 @@ typedef struct {
     zframe_t *client;      // routing id of the client
     zframe_t *correlation; // opaque, echoed back
     zframe_t *envelope;    // request envelope, forwarded untouched
+    zframe_t *blob;        // the optional BLOB payload, forwarded untouched (or NULL)
     int64_t deadline_ms;   // absolute unix ms
 } broker_request_t;
 
@@ -126,15 +127,17 @@ static int s_send_command(broker_t *self, zframe_t *address, const char *command
     return s_send_parts(self->router, parts, 4);
 }
 
-//  Answers a client with reply bytes.
+//  Answers a client with reply bytes and, when blob is not NULL, the BLOB
+//  pair after them.
 static void s_client_send(broker_t *self, zframe_t *client, const char *service,
                           size_t service_size, zframe_t *correlation, const void *reply,
-                          size_t reply_size)
+                          size_t reply_size, zframe_t *blob)
 {
     part_t parts[] = {s_frame_part(client),           {"", 0},
                       s_string_part(PROTOCOL_CLIENT), {service, service_size},
-                      s_frame_part(correlation),      {reply, reply_size}};
-    if (s_send_parts(self->router, parts, 6) == -1)
+                      s_frame_part(correlation),      {reply, reply_size},
+                      s_string_part(PROTOCOL_BLOB),   blob ? s_frame_part(blob) : (part_t){"", 0}};
+    if (s_send_parts(self->router, parts, blob ? 8 : 6) == -1)
         log_debug("reply to client dropped: %s", zmq_strerror(errno));
 }
 
@@ -147,7 +150,7 @@ static void s_client_error(broker_t *self, zframe_t *client, const char *service
     size_t size = 0;
     char *bytes = envelope_reply_encode(reply, &size);
     json_decref(reply);
-    if (bytes) s_client_send(self, client, service, service_size, correlation, bytes, size);
+    if (bytes) s_client_send(self, client, service, service_size, correlation, bytes, size, NULL);
     free(bytes);
 }
 
@@ -161,6 +164,7 @@ static void s_request_destroy(broker_request_t **self_p)
     zframe_destroy(&self->client);
     zframe_destroy(&self->correlation);
     zframe_destroy(&self->envelope);
+    zframe_destroy(&self->blob);
     freen(self);
     *self_p = NULL;
 }
@@ -234,11 +238,16 @@ static void s_service_dispatch(broker_t *self, broker_service_t *service)
         }
         broker_worker_t *worker = (broker_worker_t *)zlistx_detach(service->idle, NULL);
         worker->idle_handle = NULL;
-        part_t parts[] = {s_frame_part(worker->address),  {"", 0},
-                          s_string_part(PROTOCOL_WORKER), s_string_part(PROTOCOL_REQUEST),
-                          s_frame_part(request->client),  s_frame_part(request->correlation),
-                          s_frame_part(request->envelope)};
-        if (s_send_parts(self->router, parts, 7) == 0) {
+        part_t parts[] = {s_frame_part(worker->address),
+                          {"", 0},
+                          s_string_part(PROTOCOL_WORKER),
+                          s_string_part(PROTOCOL_REQUEST),
+                          s_frame_part(request->client),
+                          s_frame_part(request->correlation),
+                          s_frame_part(request->envelope),
+                          s_string_part(PROTOCOL_BLOB),
+                          request->blob ? s_frame_part(request->blob) : (part_t){"", 0}};
+        if (s_send_parts(self->router, parts, request->blob ? 9 : 7) == 0) {
             worker->current = request;
             worker->busy_until = zclock_mono() + (request->deadline_ms - now);
             continue;
@@ -318,11 +327,11 @@ static int64_t s_parse_deadline(zframe_t *frame)
     return value;
 }
 
-//  ["", SC01, service, correlation, deadline_ms, envelope] from a client;
-//  msg holds the frames after SC01.
+//  ["", SC01, service, correlation, deadline_ms, envelope (, BLOB, blob)]
+//  from a client; msg holds the frames after SC01.
 static void s_client_message(broker_t *self, zframe_t *client, zmsg_t *msg)
 {
-    if (zmsg_size(msg) != 4) {
+    if (zmsg_size(msg) != 4 && zmsg_size(msg) != 6) {
         log_debug("client message with %zu frames dropped", zmsg_size(msg));
         return;
     }
@@ -330,14 +339,21 @@ static void s_client_message(broker_t *self, zframe_t *client, zmsg_t *msg)
     zframe_t *correlation = zmsg_pop(msg);
     zframe_t *deadline_frame = zmsg_pop(msg);
     zframe_t *envelope = zmsg_pop(msg);
+    zframe_t *marker = zmsg_pop(msg);
+    zframe_t *blob = zmsg_pop(msg);
     int64_t deadline_ms = s_parse_deadline(deadline_frame);
     size_t correlation_size = zframe_size(correlation);
     const char *service_name = (const char *)zframe_data(service_frame);
     size_t service_size = zframe_size(service_frame);
 
     if (deadline_ms < 0 || correlation_size == 0 || correlation_size > PROTOCOL_CORRELATION_MAX ||
-        service_size > PROTOCOL_SERVICE_MAX) {
+        service_size > PROTOCOL_SERVICE_MAX || (marker && !zframe_streq(marker, PROTOCOL_BLOB))) {
         log_debug("malformed client request dropped");
+        goto cleanup;
+    }
+    if (blob && zframe_size(blob) > PROTOCOL_BLOB_MAX) {
+        s_client_error(self, client, service_name, service_size, correlation, 413, ERR_TOO_LARGE,
+                       "the payload is too large");
         goto cleanup;
     }
     broker_service_t *service = NULL;
@@ -366,8 +382,9 @@ static void s_client_message(broker_t *self, zframe_t *client, zmsg_t *msg)
     request->client = zframe_dup(client);
     request->correlation = correlation;
     request->envelope = envelope;
+    request->blob = blob;
     request->deadline_ms = deadline_ms;
-    correlation = envelope = NULL;
+    correlation = envelope = blob = NULL;
     zlistx_add_end(service->requests, request);
     if (deadline_ms < self->next_deadline) self->next_deadline = deadline_ms;
     s_service_dispatch(self, service);
@@ -376,6 +393,8 @@ cleanup:
     zframe_destroy(&correlation);
     zframe_destroy(&deadline_frame);
     zframe_destroy(&envelope);
+    zframe_destroy(&marker);
+    zframe_destroy(&blob);
 }
 
 //  READY [service] from a worker the broker does not know yet.
@@ -414,23 +433,32 @@ static void s_worker_ready(broker_t *self, zframe_t *address, const char *key, z
     s_service_dispatch(self, service);
 }
 
-//  REPLY [client, correlation, reply] from a busy worker.
+//  REPLY [client, correlation, reply (, BLOB, blob)] from a busy worker.
 static void s_worker_reply(broker_t *self, broker_worker_t *worker, zmsg_t *msg)
 {
     broker_request_t *request = worker->current;
     zframe_t *client = zmsg_pop(msg);
     zframe_t *correlation = zmsg_pop(msg);
     zframe_t *reply = zmsg_pop(msg);
+    zframe_t *marker = zmsg_pop(msg);
+    zframe_t *blob = zmsg_pop(msg);
     if (!reply || zmsg_size(msg) != 0 || !request || !zframe_eq(client, request->client) ||
-        !zframe_eq(correlation, request->correlation)) {
+        !zframe_eq(correlation, request->correlation) ||
+        (marker && (!blob || !zframe_streq(marker, PROTOCOL_BLOB)))) {
         //  A worker that answers something it was not asked is confused:
         //  start it afresh rather than guess.
         log_debug("unexpected REPLY from worker %s", worker->key);
         s_worker_delete(self, worker, true, "unexpected reply");
     } else {
         broker_service_t *service = worker->service;
-        s_client_send(self, request->client, service->name, strlen(service->name),
-                      request->correlation, zframe_data(reply), zframe_size(reply));
+        if (blob && zframe_size(blob) > PROTOCOL_BLOB_MAX) {
+            log_warn("reply blob of %zu bytes from %s dropped", zframe_size(blob), service->name);
+            s_client_error(self, request->client, service->name, strlen(service->name),
+                           request->correlation, 500, ERR_INTERNAL, "the reply is too large");
+        } else {
+            s_client_send(self, request->client, service->name, strlen(service->name),
+                          request->correlation, zframe_data(reply), zframe_size(reply), blob);
+        }
         s_request_destroy(&worker->current);
         s_worker_set_idle(worker);
         s_service_dispatch(self, service);
@@ -438,6 +466,8 @@ static void s_worker_reply(broker_t *self, broker_worker_t *worker, zmsg_t *msg)
     zframe_destroy(&client);
     zframe_destroy(&correlation);
     zframe_destroy(&reply);
+    zframe_destroy(&marker);
+    zframe_destroy(&blob);
 }
 
 //  ["", SW01, command, ...] from a worker; msg holds the frames after SW01.

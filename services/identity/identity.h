@@ -44,6 +44,8 @@ json_t *me_get(call_t *call);
 json_t *me_update(call_t *call);
 json_t *me_password(call_t *call);
 json_t *me_delete(call_t *call);
+json_t *me_avatar_put(call_t *call);
+json_t *me_avatar_delete(call_t *call);
 json_t *users_get(call_t *call);
 json_t *users_batch(call_t *call);
 json_t *users_by_username(call_t *call);

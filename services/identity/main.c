@@ -26,6 +26,8 @@ static const service_method_t s_methods[] = {
     {"me.update", me_update},
     {"me.password", me_password},
     {"me.delete", me_delete},
+    {"me.avatar_put", me_avatar_put},
+    {"me.avatar_delete", me_avatar_delete},
     {"users.get", users_get},
     {"users.by_username", users_by_username},
     {"users.by_usernames", users_by_usernames},

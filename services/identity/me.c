@@ -16,6 +16,17 @@
     kept and every other one revoked. Without it, every refresh token of the
     user is revoked (the calling client keeps its access token until it
     expires and then signs in again with the new password).
+
+    me.avatar_put stores the request's blob (the image of PUT /me/avatar)
+    through media images.store {kind: "avatar"} (media checks, crops and
+    re-encodes it) and keeps the key it answers; me.avatar_delete forgets
+    the key. Both emit user.updated with avatar_key, from which media
+    learns which avatar file is in use (the replaced one is collected).
+
+    me.get and me.update answer the decorated user (common/users.h):
+    graph's counts and media's posts_count. They decorate as an anonymous
+    viewer would: the relation fields of a user to itself say nothing, and
+    /me is the public user plus email and created_at.
 */
 #include "identity.h"
 #include "args.h"
@@ -23,6 +34,7 @@
 #include "events.h"
 #include "ids.h"
 #include "log.h"
+#include "users.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -32,6 +44,16 @@
 static json_t *s_signed_out(void)
 {
     return reply_error(401, ERR_UNAUTHENTICATED, "sign in first");
+}
+
+//  200 with the viewer's own user object (taken), decorated with counts.
+static json_t *s_me_reply(call_t *call, json_t *user_stolen)
+{
+    json_t *users = json_pack("[o]", user_stolen);
+    users_decorate(call->rpc, 0, users, 0, call->request->deadline_ms);
+    json_t *reply = reply_ok(200, json_incref(json_array_get(users, 0)));
+    json_decref(users);
+    return reply;
 }
 
 //  Loads the viewer's row into *res_p. NULL when it did, else the reply.
@@ -54,7 +76,7 @@ json_t *me_get(call_t *call)
     PGresult *res = NULL;
     json_t *reply = s_load_viewer(call, &res);
     if (reply) return reply;
-    reply = reply_ok(200, store_user_json(res, 0, USER_ME));
+    reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
     PQclear(res);
     return reply;
 }
@@ -132,7 +154,7 @@ json_t *me_update(call_t *call)
         reply = identity_internal("commit");
         goto cleanup;
     }
-    reply = reply_ok(200, store_user_json(res, 0, USER_ME));
+    reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
 cleanup:
     if (db_in_transaction(db)) db_rollback(db);
     json_decref(payload);
@@ -244,4 +266,71 @@ cleanup:
     json_decref(payload);
     PQclear(res);
     return reply;
+}
+
+//  Sets (key) or clears (NULL) the viewer's avatar; emits user.updated.
+static json_t *s_set_avatar(call_t *call, const char *key)
+{
+    db_t *db = call->db;
+    json_t *reply = NULL, *payload = NULL;
+    PGresult *res = NULL;
+    char id_text[21];
+    ids_format(call->viewer_id, id_text, sizeof id_text);
+    const char *params[] = {id_text, key};
+    if (db_begin(db) != 0) return identity_internal("begin");
+    res = db_query(db,
+                   "UPDATE users SET avatar_key = $2, updated_at = now() WHERE id = $1"
+                   " RETURNING " STORE_USER_COLUMNS,
+                   2, params);
+    if (!res) {
+        reply = identity_internal("update avatar");
+        goto cleanup;
+    }
+    if (PQntuples(res) != 1) {
+        reply = s_signed_out();
+        goto cleanup;
+    }
+    payload = store_user_event(res, 0, true);
+    if (events_emit(db, "user.updated", payload) != 0 || db_commit(db) != 0) {
+        reply = identity_internal("avatar change");
+        goto cleanup;
+    }
+    reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
+cleanup:
+    if (db_in_transaction(db)) db_rollback(db);
+    json_decref(payload);
+    PQclear(res);
+    return reply;
+}
+
+json_t *me_avatar_put(call_t *call)
+{
+    if (call->viewer_id <= 0) return s_signed_out();
+    if (!call->blob || call->blob_size == 0)
+        return reply_invalid(json_pack("{s:s}", "image", "is required"), "no image was sent");
+    PGresult *res = NULL;
+    json_t *reply = s_load_viewer(call, &res);
+    if (reply) return reply;
+    PQclear(res);
+    json_t *args = json_pack("{s:s}", "kind", "avatar");
+    json_t *stored =
+        rpc_call_blob(call->rpc, "media", "images.store", call->viewer_id, args, call->blob,
+                      call->blob_size, NULL, call->request->deadline_ms, NULL, NULL);
+    json_decref(args);
+    int status = reply_status(stored);
+    const char *key = json_string_value(json_object_get(reply_body(stored), "key"));
+    if (status >= 400) return stored; // 413, 415, 503...: the client learns why
+    if (!key || !*key || strlen(key) > 64) {
+        json_decref(stored);
+        return identity_internal("images.store reply");
+    }
+    reply = s_set_avatar(call, key);
+    json_decref(stored);
+    return reply;
+}
+
+json_t *me_avatar_delete(call_t *call)
+{
+    if (call->viewer_id <= 0) return s_signed_out();
+    return s_set_avatar(call, NULL);
 }

@@ -3,7 +3,8 @@
 
       users.by_username  {username}        -> 200 user | 404
       users.by_usernames {usernames:[…]}   -> 200 {users:[…]} (unknown left out)
-      users.batch        {ids:["…"|int…]}  -> 200 {users:[…]} (unknown left out)
+      users.batch        {ids:["…"|int…], decorate?, skip?}
+                                           -> 200 {users:[…]} (unknown left out)
 
     Batches answer in the order asked, each user once, at most
     IDENTITY_BATCH_MAX entries; they use one query with = ANY($1) over an
@@ -12,12 +13,22 @@
 
     A username that cannot be valid (too long, other characters) is simply
     unknown: 404, not 400; only a wrong JSON type is 400.
+
+    Decoration (common/users.h): users.get answers the full user object,
+    with graph's counts and relation fields and media's posts_count, and
+    is 404 when the viewer and the user blocked each other either way.
+    users.batch decorates only when asked (decorate: true) and then skips
+    the peers named in skip (["graph"], ["media"]): a caller that owns a
+    part fills it itself, so identity never calls back the service that is
+    calling it. users.by_username and undecorated users.batch never call
+    anyone: graph uses them, and graph is what decoration calls.
 */
 #include "identity.h"
 #include "args.h"
 #include "errors.h"
 #include "ids.h"
 #include "log.h"
+#include "users.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -57,7 +68,16 @@ static json_t *s_get(call_t *call, user_view_t view)
 
 json_t *users_get(call_t *call)
 {
-    return s_get(call, call->viewer_id > 0 ? USER_PUBLIC_VIEWER : USER_PUBLIC);
+    json_t *reply = s_get(call, call->viewer_id > 0 ? USER_PUBLIC_VIEWER : USER_PUBLIC);
+    if (reply_status(reply) != 200) return reply;
+    json_t *users = json_pack("[O]", reply_body(reply));
+    json_decref(reply);
+    users_decorate(call->rpc, call->viewer_id, users, 0, call->request->deadline_ms);
+    //  Blocked either way: the user is not there for this viewer.
+    reply = json_array_size(users) == 1 ? reply_ok(200, json_incref(json_array_get(users, 0)))
+                                        : s_not_found();
+    json_decref(users);
+    return reply;
 }
 
 json_t *users_by_username(call_t *call)
@@ -124,11 +144,37 @@ static json_t *s_array_arg(const json_t *args, const char *name, json_t *fields)
     return array;
 }
 
+//  args.skip: NULL or an array of "graph" / "media"; the users_decorate
+//  flags, or -1 after recording a 400.
+static int s_skip_flags(const json_t *args, json_t *fields)
+{
+    json_t *skip = json_object_get(args, "skip");
+    if (!skip) return 0;
+    int flags = json_is_array(skip) ? 0 : -1;
+    for (size_t i = 0; flags >= 0 && i < json_array_size(skip); i++) {
+        const char *name = json_string_value(json_array_get(skip, i));
+        if (name && streq(name, "graph"))
+            flags |= USERS_SKIP_GRAPH;
+        else if (name && streq(name, "media"))
+            flags |= USERS_SKIP_MEDIA;
+        else
+            flags = -1;
+    }
+    if (flags < 0)
+        json_object_set_new(fields, "skip",
+                            json_string("must be an array of \"graph\", \"media\""));
+    return flags;
+}
+
 json_t *users_batch(call_t *call)
 {
     json_t *fields = json_object();
+    bool decorate = false;
+    args_bool(call->args, "decorate", false, &decorate, fields);
+    int skip = s_skip_flags(call->args, fields);
     json_t *array = s_array_arg(call->args, "ids", fields);
-    if (!array) return reply_invalid(fields, "some fields are not valid");
+    if (!array || json_object_size(fields) > 0)
+        return reply_invalid(fields, "some fields are not valid");
     zlistx_t *keys = zlistx_new();
     zlistx_set_destructor(keys, (zlistx_destructor_fn *)zstr_free);
     size_t index;
@@ -155,6 +201,9 @@ json_t *users_batch(call_t *call)
         reply =
             s_batch(call, "SELECT " STORE_USER_COLUMNS " FROM users WHERE id = ANY($1::bigint[])",
                     keys, COL_ID);
+        if (decorate && reply_status(reply) == 200)
+            users_decorate(call->rpc, call->viewer_id, json_object_get(reply_body(reply), "users"),
+                           (unsigned)skip, call->request->deadline_ms);
     }
     json_decref(fields);
     zlistx_destroy(&keys);

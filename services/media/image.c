@@ -7,6 +7,11 @@
     drops every metadata block, GPS included; the orientation is already
     baked into the pixels, so nothing is lost by dropping it.
 
+    The source is decoded once: the full rendition is rendered into memory
+    (which also makes a truncated or corrupt file fail here, with
+    fail_on=error, rather than half-way through an encoder), and the
+    thumbnail is made from that in-memory image.
+
     The header check uses vips_image_new_from_buffer with sequential
     access: libvips reads the header lazily and decodes no pixel until an
     operation asks for them, so the pixel-count limit is enforced before
@@ -24,7 +29,8 @@ static int s_init_result = -1;
 static void s_init(void)
 {
     if (VIPS_INIT("media") == 0) {
-        //  Uploads are untrusted: keep libvips to its fuzzed, safe loaders.
+        //  Every upload is different: an operation cache would only hold
+        //  memory (and untrusted pixels) for nothing.
         vips_cache_set_max(0);
         s_init_result = 0;
     }
@@ -36,6 +42,11 @@ int image_init(void)
     return s_init_result;
 }
 
+void image_shutdown(void)
+{
+    if (s_init_result == 0) vips_shutdown();
+}
+
 //  True for the loaders of the three formats we accept.
 static int s_loader_accepted(const char *loader)
 {
@@ -44,33 +55,88 @@ static int s_loader_accepted(const char *loader)
                       strcmp(loader, "VipsForeignLoadWebpBuffer") == 0);
 }
 
-static image_status_t s_render(const void *data, size_t size, int side, image_rendition_t *out)
+//  Encodes image (JPEG, or WebP when it has alpha) into out.
+static image_status_t s_save(VipsImage *image, image_rendition_t *out)
 {
-    VipsImage *image = NULL;
-    if (vips_thumbnail_buffer((void *)data, size, &image, side, "height", side, "size",
-                              VIPS_SIZE_DOWN, "fail_on", VIPS_FAIL_ON_ERROR, NULL) != 0) {
-        vips_error_clear();
-        return IMAGE_FAILED;
-    }
     void *bytes = NULL;
     size_t length = 0;
-    int rc = vips_jpegsave_buffer(image, &bytes, &length, "Q", 85, "strip", TRUE, "optimize_coding",
+    int rc;
+    if (vips_image_hasalpha(image)) {
+        rc = vips_webpsave_buffer(image, &bytes, &length, "Q", 85, "strip", TRUE, NULL);
+        out->ext = "webp";
+    } else {
+        rc = vips_jpegsave_buffer(image, &bytes, &length, "Q", 85, "strip", TRUE, "optimize_coding",
                                   TRUE, "interlace", TRUE, NULL);
+        out->ext = "jpg";
+    }
     if (rc != 0) {
         vips_error_clear();
-        g_object_unref(image);
         return IMAGE_FAILED;
     }
     out->data = bytes;
     out->size = length;
     out->width = vips_image_get_width(image);
     out->height = vips_image_get_height(image);
-    g_object_unref(image);
     return IMAGE_OK;
 }
 
-image_status_t image_process(const void *data, size_t size, image_rendition_t *full,
-                             image_rendition_t *thumb)
+//  A centred square of image (new reference in *out); a copy when it is
+//  square already. 0 or -1.
+static int s_square(VipsImage *image, VipsImage **out)
+{
+    int width = vips_image_get_width(image), height = vips_image_get_height(image);
+    int side = width < height ? width : height;
+    if (width == height) {
+        g_object_ref(image);
+        *out = image;
+        return 0;
+    }
+    return vips_extract_area(image, out, (width - side) / 2, (height - side) / 2, side, side, NULL);
+}
+
+static image_status_t s_render(const void *data, size_t size, image_kind_t kind,
+                               image_rendition_t *full, image_rendition_t *thumb)
+{
+    image_status_t status = IMAGE_FAILED;
+    VipsImage *decoded = NULL, *memory = NULL, *small = NULL, *square = NULL;
+    int side = kind == IMAGE_KIND_AVATAR ? IMAGE_AVATAR_SIDE : IMAGE_FULL_SIDE;
+    //  An avatar is cropped to fill the square ("crop": centre); a post
+    //  keeps its whole frame inside the box.
+    int rc = kind == IMAGE_KIND_AVATAR
+                 ? vips_thumbnail_buffer((void *)data, size, &decoded, side, "height", side, "size",
+                                         VIPS_SIZE_DOWN, "crop", VIPS_INTERESTING_CENTRE,
+                                         "option_string", "fail_on=error", NULL)
+                 : vips_thumbnail_buffer((void *)data, size, &decoded, side, "height", side, "size",
+                                         VIPS_SIZE_DOWN, "option_string", "fail_on=error", NULL);
+    if (rc != 0) goto cleanup;
+    //  Decode now, once: errors in the file show up here.
+    memory = vips_image_copy_memory(decoded);
+    if (!memory) goto cleanup;
+    if (kind == IMAGE_KIND_AVATAR) {
+        //  A source smaller than the box is not upscaled, so the crop may
+        //  not be square yet.
+        if (s_square(memory, &square) != 0) goto cleanup;
+        status = s_save(square, full);
+        goto cleanup;
+    }
+    status = s_save(memory, full);
+    if (status != IMAGE_OK) goto cleanup;
+    status = IMAGE_FAILED;
+    if (vips_thumbnail_image(memory, &small, IMAGE_THUMB_SIDE, "height", IMAGE_THUMB_SIDE, "size",
+                             VIPS_SIZE_DOWN, NULL) != 0)
+        goto cleanup;
+    status = s_save(small, thumb);
+cleanup:
+    if (status != IMAGE_OK) vips_error_clear();
+    if (decoded) g_object_unref(decoded);
+    if (memory) g_object_unref(memory);
+    if (small) g_object_unref(small);
+    if (square) g_object_unref(square);
+    return status;
+}
+
+image_status_t image_process(const void *data, size_t size, image_kind_t kind,
+                             image_rendition_t *full, image_rendition_t *thumb)
 {
     memset(full, 0, sizeof *full);
     memset(thumb, 0, sizeof *thumb);
@@ -90,8 +156,7 @@ image_status_t image_process(const void *data, size_t size, image_rendition_t *f
     g_object_unref(header);
     if (pixels > IMAGE_MAX_PIXELS) return IMAGE_TOO_LARGE;
 
-    image_status_t status = s_render(data, size, IMAGE_FULL_SIDE, full);
-    if (status == IMAGE_OK) status = s_render(data, size, IMAGE_THUMB_SIDE, thumb);
+    image_status_t status = s_render(data, size, kind, full, thumb);
     if (status != IMAGE_OK) {
         image_rendition_clear(full);
         image_rendition_clear(thumb);

@@ -236,7 +236,9 @@ static void test_sigkill_worker_loses_no_later_request(void **state)
         int64_t pid = s_whoami(s_client, "spread", 2000);
         int64_t took = zclock_mono() - started;
         assert_int_equal(pid, s_spread_b);
-        assert_true(took < 500);
+        //  Well under the 2 s deadline even on a loaded 2-core machine: the
+        //  request went to the live worker, it did not wait out a timeout.
+        assert_true(took < 1500);
     }
     //  Requests in parallel too: several clients at once, all answered.
     rpc_client_t *clients[4];

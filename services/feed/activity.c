@@ -1,0 +1,381 @@
+/*  activity: what others did to my content and me (issue 4 point 4):
+    likes and comments on my posts, new followers, follow requests and
+    mentions, grouped per type, post and UTC day ("ann, bob and 3 others
+    liked your post"), newest first. GET /activity is activity.list.
+
+    Grouping is materialised at write time, so a page is one indexed query
+    whatever the volume behind it (a post with 100,000 likes is one row):
+
+      activity_groups   (owner, type, post, day) -> latest_ms, actor_count
+      activity_actors   the distinct actors of a group, newest first (the
+                        "up to 3 actors" are an index range of 3 rows)
+      activity_sources  what put an actor there: a comment id, a post id
+                        (caption mentions) or 0 (likes, follows, requests:
+                        one per actor). An actor leaves a group with its
+                        last source, a group leaves with its last actor.
+
+    The event handlers (fanout.c, interactions.c) call the store functions
+    below inside their event transaction. Adds are idempotent (keys,
+    ON CONFLICT; actor_count moves only when an actor row is really new);
+    removals settle counts from what they really deleted. Nothing is
+    recorded for my own actions on my own content, for a deleted account,
+    or between users who block each other (a block also removes what is
+    there, both ways).
+
+    Order: (latest_ms, id) descending, the cursor carries both. A group that
+    gets new activity moves to the top, as in every activity list; a pass
+    over the pages never shows a group twice unless a like is withdrawn
+    while it pages.
+
+    A page is one query (groups and their 3 newest actors, via a LATERAL
+    index range), one identity users.batch for every actor on the page, and
+    users_decorate (counts, relations; drops users blocked either way).
+*/
+#include "feed.h"
+#include "cursor.h"
+#include "errors.h"
+#include "ids.h"
+#include "log.h"
+#include "users.h"
+
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#define ACTORS_SHOWN 3
+#define DAY_MS INT64_C(86400000)
+
+//  ---- store ------------------------------------------------------------------
+
+//  1 when owner and actor must not meet in activity (deleted, blocked), 0
+//  when they may, -1 on error.
+static int s_excluded(db_t *db, int64_t owner_id, int64_t actor_id)
+{
+    char owner[21], actor[21];
+    const char *params[] = {feed_id_text(owner_id, owner), feed_id_text(actor_id, actor)};
+    PGresult *res = db_query(db,
+                             "SELECT EXISTS (SELECT 1 FROM deleted_users"
+                             "   WHERE user_id IN ($1::bigint, $2::bigint))"
+                             " OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1"
+                             "   AND blocked_id = $2)"
+                             " OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2"
+                             "   AND blocked_id = $1)",
+                             2, params);
+    if (!res || PQntuples(res) != 1) {
+        PQclear(res);
+        return -1;
+    }
+    int excluded = streq(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    return excluded;
+}
+
+int activity_add(db_t *db, int64_t owner_id, const char *type, int64_t post_id, int64_t actor_id,
+                 int64_t source_id, int64_t at_ms)
+{
+    if (owner_id <= 0 || actor_id <= 0 || owner_id == actor_id) return 0;
+    int excluded = s_excluded(db, owner_id, actor_id);
+    if (excluded != 0) return excluded < 0 ? -1 : 0;
+
+    char group[21], owner[21], post[21], day[21], at[21], actor[21], source[21];
+    snprintf(post, sizeof post, "%" PRId64, post_id);
+    snprintf(day, sizeof day, "%" PRId64, at_ms / DAY_MS);
+    snprintf(at, sizeof at, "%" PRId64, at_ms);
+    snprintf(source, sizeof source, "%" PRId64, source_id);
+    feed_id_text(ids_next(), group);
+    feed_id_text(owner_id, owner);
+    feed_id_text(actor_id, actor);
+
+    //  The group, new or not; latest_ms only moves forward, so a replay
+    //  changes nothing.
+    const char *group_params[] = {group, owner, type, post, day, at};
+    PGresult *res = db_query(db,
+                             "INSERT INTO activity_groups (id, owner_id, type, post_id, day,"
+                             " latest_ms) VALUES ($1, $2, $3, $4, $5, $6)"
+                             " ON CONFLICT (owner_id, type, post_id, day) DO UPDATE"
+                             " SET latest_ms = greatest(activity_groups.latest_ms,"
+                             "   EXCLUDED.latest_ms)"
+                             " RETURNING id",
+                             6, group_params);
+    if (!res || PQntuples(res) != 1) {
+        PQclear(res);
+        return -1;
+    }
+    snprintf(group, sizeof group, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+
+    const char *source_params[] = {group, actor, source};
+    long added = db_exec(db,
+                         "INSERT INTO activity_sources (group_id, actor_id, source_id)"
+                         " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                         3, source_params);
+    if (added < 0) return -1;
+    if (added == 0) return 0; // seen before
+    const char *actor_params[] = {group, actor, at};
+    //  xmax = 0 holds for a freshly inserted row, not for an updated one:
+    //  the count moves only for an actor new to the group.
+    return db_exec(db,
+                   "WITH actor AS (INSERT INTO activity_actors (group_id, actor_id, latest_ms)"
+                   "   VALUES ($1, $2, $3) ON CONFLICT (group_id, actor_id) DO UPDATE"
+                   "   SET latest_ms = greatest(activity_actors.latest_ms, EXCLUDED.latest_ms)"
+                   "   RETURNING (xmax = 0) AS inserted)"
+                   " UPDATE activity_groups SET actor_count = actor_count + 1"
+                   " WHERE id = $1 AND (SELECT inserted FROM actor)",
+                   3, actor_params) < 0
+               ? -1
+               : 0;
+}
+
+//  After sources were deleted (res: rows of group_id, actor_id): removes
+//  the actors left without a source, lowers the counts and latest times of
+//  their groups, and deletes the groups left empty. Takes res. 0 or -1.
+static int s_settle(db_t *db, PGresult *res)
+{
+    if (!res) return -1;
+    int rows = PQntuples(res);
+    if (rows == 0) {
+        PQclear(res);
+        return 0;
+    }
+    feed_ids_t groups, actors;
+    feed_ids_init(&groups);
+    feed_ids_init(&actors);
+    for (int row = 0; row < rows; row++) {
+        feed_ids_add(&groups, strtoll(PQgetvalue(res, row, 0), NULL, 10));
+        feed_ids_add(&actors, strtoll(PQgetvalue(res, row, 1), NULL, 10));
+    }
+    PQclear(res);
+    const char *params[] = {feed_ids_literal(&groups), feed_ids_literal(&actors)};
+    //  The subqueries see the table as it was before this statement's
+    //  DELETE, hence "not in gone" when the new latest time is computed.
+    long rc = db_exec(
+        db,
+        "WITH pairs AS (SELECT DISTINCT group_id, actor_id"
+        "   FROM unnest($1::bigint[], $2::bigint[]) AS p (group_id, actor_id)),"
+        " gone AS (DELETE FROM activity_actors a USING pairs p"
+        "   WHERE a.group_id = p.group_id AND a.actor_id = p.actor_id"
+        "   AND NOT EXISTS (SELECT 1 FROM activity_sources s"
+        "     WHERE s.group_id = p.group_id AND s.actor_id = p.actor_id)"
+        "   RETURNING a.group_id, a.actor_id),"
+        " counts AS (SELECT group_id, count(*) AS n FROM gone GROUP BY group_id)"
+        " UPDATE activity_groups g SET actor_count = g.actor_count - counts.n,"
+        "   latest_ms = coalesce((SELECT max(a.latest_ms) FROM activity_actors a"
+        "     WHERE a.group_id = g.id AND NOT EXISTS (SELECT 1 FROM gone"
+        "       WHERE gone.group_id = a.group_id AND gone.actor_id = a.actor_id)), g.latest_ms)"
+        " FROM counts WHERE g.id = counts.group_id",
+        2, params);
+    feed_ids_free(&groups);
+    feed_ids_free(&actors);
+    if (rc < 0) return -1;
+    return db_exec(db, "DELETE FROM activity_groups WHERE actor_count <= 0", 0, NULL) < 0 ? -1 : 0;
+}
+
+int activity_remove(db_t *db, int64_t owner_id, const char *type, int64_t post_id, int64_t actor_id,
+                    int64_t source_id)
+{
+    char owner[21], post[21], actor[21], source[21];
+    snprintf(post, sizeof post, "%" PRId64, post_id);
+    snprintf(source, sizeof source, "%" PRId64, source_id);
+    const char *params[] = {feed_id_text(owner_id, owner), type, post,
+                            feed_id_text(actor_id, actor), source};
+    return s_settle(db, db_query(db,
+                                 "DELETE FROM activity_sources s USING activity_groups g"
+                                 " WHERE g.owner_id = $1 AND g.type = $2 AND g.post_id = $3"
+                                 " AND s.group_id = g.id AND s.actor_id = $4"
+                                 " AND s.source_id = $5"
+                                 " RETURNING s.group_id, s.actor_id",
+                                 5, params));
+}
+
+int activity_remove_source(db_t *db, int64_t source_id)
+{
+    char source[21];
+    const char *params[] = {feed_id_text(source_id, source)};
+    return s_settle(db, db_query(db,
+                                 "DELETE FROM activity_sources WHERE source_id = $1"
+                                 " RETURNING group_id, actor_id",
+                                 1, params));
+}
+
+int activity_remove_mentions_except(db_t *db, int64_t post_id, const char *keep)
+{
+    char post[21];
+    const char *params[] = {feed_id_text(post_id, post), keep};
+    return s_settle(db, db_query(db,
+                                 "DELETE FROM activity_sources s USING activity_groups g"
+                                 " WHERE s.source_id = $1 AND g.id = s.group_id"
+                                 " AND g.type = 'mention' AND g.post_id = $1"
+                                 " AND g.owner_id <> ALL ($2::bigint[])"
+                                 " RETURNING s.group_id, s.actor_id",
+                                 2, params));
+}
+
+int activity_remove_post(db_t *db, int64_t post_id)
+{
+    char post[21];
+    const char *params[] = {feed_id_text(post_id, post)};
+    //  Actors and sources go with their groups (ON DELETE CASCADE).
+    return db_exec(db, "DELETE FROM activity_groups WHERE post_id = $1", 1, params) < 0 ? -1 : 0;
+}
+
+int activity_remove_between(db_t *db, int64_t a, int64_t b)
+{
+    char a_text[21], b_text[21];
+    const char *params[] = {feed_id_text(a, a_text), feed_id_text(b, b_text)};
+    return s_settle(db, db_query(db,
+                                 "DELETE FROM activity_sources s USING activity_groups g"
+                                 " WHERE g.id = s.group_id"
+                                 " AND ((s.actor_id = $2 AND g.owner_id = $1)"
+                                 "   OR (s.actor_id = $1 AND g.owner_id = $2))"
+                                 " RETURNING s.group_id, s.actor_id",
+                                 2, params));
+}
+
+int activity_remove_user(db_t *db, int64_t user_id)
+{
+    char user[21];
+    const char *params[] = {feed_id_text(user_id, user)};
+    if (db_exec(db, "DELETE FROM activity_groups WHERE owner_id = $1", 1, params) < 0) return -1;
+    return s_settle(db, db_query(db,
+                                 "DELETE FROM activity_sources WHERE actor_id = $1"
+                                 " RETURNING group_id, actor_id",
+                                 1, params));
+}
+
+//  ---- GET /activity ------------------------------------------------------------
+
+enum { COL_ID, COL_TYPE, COL_POST, COL_LATEST, COL_COUNT, COL_ACTORS };
+
+//  Appends the ids of a "1,2,3" list to ids (a JSON array of id strings),
+//  each once.
+static void s_collect_actors(const char *list, json_t *ids, zhash_t *seen)
+{
+    char *copy = strdup(list);
+    char *save = NULL;
+    for (char *token = strtok_r(copy, ",", &save); token; token = strtok_r(NULL, ",", &save)) {
+        if (zhash_lookup(seen, token)) continue;
+        zhash_insert(seen, token, (void *)1);
+        json_array_append_new(ids, json_string(token));
+    }
+    free(copy);
+}
+
+//  The users of ids (a JSON array of id strings, borrowed) as the viewer
+//  sees them, as an object id -> user (blocked ones and unknown ones left
+//  out). NULL with *reply_out set when identity did not answer.
+static json_t *s_actor_users(call_t *call, json_t *ids, json_t **reply_out)
+{
+    json_t *by_id = json_object();
+    if (json_array_size(ids) == 0) return by_id;
+    json_t *args = json_pack("{sO}", "ids", ids);
+    json_t *reply = rpc_call(call->rpc, "identity", "users.batch", call->viewer_id, args, NULL,
+                             call->request->deadline_ms);
+    json_decref(args);
+    json_t *users = json_object_get(reply_body(reply), "users");
+    if (reply_status(reply) != 200 || !json_is_array(users)) {
+        *reply_out = feed_upstream_error("identity users.batch", reply);
+        json_decref(reply);
+        json_decref(by_id);
+        return NULL;
+    }
+    users_decorate(call->rpc, call->viewer_id, users, 0, call->request->deadline_ms);
+    size_t index;
+    json_t *user;
+    json_array_foreach(users, index, user)
+    {
+        const char *id = json_string_value(json_object_get(user, "id"));
+        if (id) json_object_set(by_id, id, user);
+    }
+    json_decref(reply);
+    return by_id;
+}
+
+PGresult *activity_page(db_t *db, int64_t owner_id, int64_t before_ms, int64_t before_id, int count)
+{
+    char viewer[21], ms_text[21], id_text[21], limit_text[16], shown[8];
+    snprintf(ms_text, sizeof ms_text, "%" PRId64, before_ms);
+    snprintf(id_text, sizeof id_text, "%" PRId64, before_id);
+    snprintf(limit_text, sizeof limit_text, "%d", count);
+    snprintf(shown, sizeof shown, "%d", ACTORS_SHOWN);
+    const char *params[] = {feed_id_text(owner_id, viewer), ms_text, id_text, limit_text, shown};
+    return db_query(db,
+                    "SELECT g.id, g.type, g.post_id, g.latest_ms, g.actor_count,"
+                    " (SELECT string_agg(a.actor_id::text, ','"
+                    "    ORDER BY a.latest_ms DESC, a.actor_id DESC)"
+                    "  FROM (SELECT actor_id, latest_ms FROM activity_actors"
+                    "    WHERE group_id = g.id"
+                    "    ORDER BY latest_ms DESC, actor_id DESC LIMIT $5) a)"
+                    " FROM activity_groups g"
+                    " WHERE g.owner_id = $1 AND (g.latest_ms, g.id) < ($2, $3)"
+                    " ORDER BY g.latest_ms DESC, g.id DESC LIMIT $4",
+                    5, params);
+}
+
+json_t *activity_list(call_t *call)
+{
+    json_t *reply = feed_require_viewer(call);
+    if (reply) return reply;
+    int limit;
+    int64_t cursor_ms, cursor_id;
+    reply = feed_page_args(call->args, &limit, &cursor_ms, &cursor_id);
+    if (reply) return reply;
+    if (cursor_ms == 0) {
+        cursor_ms = INT64_MAX;
+        cursor_id = INT64_MAX;
+    }
+
+    PGresult *res = activity_page(call->db, call->viewer_id, cursor_ms, cursor_id, limit + 1);
+    if (!res) return feed_internal("activity page");
+    int rows = PQntuples(res);
+    int shown_rows = rows > limit ? limit : rows;
+
+    json_t *actor_ids = json_array();
+    zhash_t *seen = zhash_new();
+    for (int row = 0; row < shown_rows; row++)
+        if (!PQgetisnull(res, row, COL_ACTORS))
+            s_collect_actors(PQgetvalue(res, row, COL_ACTORS), actor_ids, seen);
+    zhash_destroy(&seen);
+    json_t *users = s_actor_users(call, actor_ids, &reply);
+    json_decref(actor_ids);
+    if (!users) {
+        PQclear(res);
+        return reply;
+    }
+
+    json_t *items = json_array();
+    for (int row = 0; row < shown_rows; row++) {
+        json_t *item = json_object();
+        json_object_set_new(item, "type", json_string(PQgetvalue(res, row, COL_TYPE)));
+        if (!streq(PQgetvalue(res, row, COL_POST), "0"))
+            json_object_set_new(item, "post_id", json_string(PQgetvalue(res, row, COL_POST)));
+        json_t *actors = json_array();
+        if (!PQgetisnull(res, row, COL_ACTORS)) {
+            char *copy = strdup(PQgetvalue(res, row, COL_ACTORS));
+            char *save = NULL;
+            for (char *token = strtok_r(copy, ",", &save); token;
+                 token = strtok_r(NULL, ",", &save)) {
+                json_t *user = json_object_get(users, token);
+                if (user) json_array_append(actors, user);
+            }
+            free(copy);
+        }
+        json_object_set_new(item, "actors", actors);
+        json_object_set_new(item, "actor_count",
+                            json_integer(strtoll(PQgetvalue(res, row, COL_COUNT), NULL, 10)));
+        char latest[32];
+        feed_format_time(strtoll(PQgetvalue(res, row, COL_LATEST), NULL, 10), latest,
+                         sizeof latest);
+        json_object_set_new(item, "latest_at", json_string(latest));
+        json_array_append_new(items, item);
+    }
+    json_t *next = json_null();
+    if (rows > limit) {
+        char cursor[CURSOR_TEXT_MAX];
+        cursor_encode(strtoll(PQgetvalue(res, limit - 1, COL_LATEST), NULL, 10),
+                      strtoll(PQgetvalue(res, limit - 1, COL_ID), NULL, 10), cursor);
+        next = json_string(cursor);
+    }
+    PQclear(res);
+    json_decref(users);
+    return reply_ok(200, json_pack("{soso}", "items", items, "next_cursor", next));
+}

@@ -1,0 +1,117 @@
+/*  timeline: GET /feed (timeline.get), the home feed: my own posts and
+    those of the accounts I follow, newest first by post id.
+
+    A page is one query that merges three sources (schemas/feed/):
+
+      pushed  my timeline rows above my trim floor: the fan-out on write
+              (fanout.c) put them there; the primary key (user_id, post_id)
+              serves `post_id < cursor ORDER BY post_id DESC LIMIT n+1`.
+      pulled  posts that were not fanned out because their author had more
+              than FEED_FANOUT_THRESHOLD followers: for each such author I
+              follow (pull_authors is small, so the join is cheap), the
+              newest n+1 below the cursor from a partial index.
+      deep    only when the page reaches below the trim floor (a timeline
+              keeps its newest FEED_TIMELINE_MAX rows): the newest n+1 posts
+              of each account I follow and mine, from the post projection.
+              Gated by a one-time filter, so ordinary pages never run it.
+
+    UNION removes duplicates, and the newest n+1 ids decide the page.
+    Keyset pagination on the post id (the cursor is the last id shown)
+    cannot skip or repeat a post when posts arrive or go between pages:
+    new posts have higher ids and land above the cursor.
+
+    The page is hydrated with one media posts.batch call, which applies
+    visibility and leaves out what the viewer may not see or what was
+    deleted meanwhile; those are dropped (the page may be shorter than the
+    limit; next_cursor still follows the ids).
+*/
+#include "feed.h"
+#include "cursor.h"
+#include "errors.h"
+#include "log.h"
+
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+json_t *feed_hydrate_posts(call_t *call, json_t *ids, json_t **reply_out)
+{
+    if (json_array_size(ids) == 0) return json_array();
+    json_t *args = json_pack("{sO}", "ids", ids);
+    json_t *reply = rpc_call(call->rpc, "media", "posts.batch", call->viewer_id, args, NULL,
+                             call->request->deadline_ms);
+    json_decref(args);
+    json_t *posts = json_object_get(reply_body(reply), "posts");
+    if (reply_status(reply) != 200 || !json_is_array(posts)) {
+        *reply_out = feed_upstream_error("media posts.batch", reply);
+        json_decref(reply);
+        return NULL;
+    }
+    json_incref(posts);
+    json_decref(reply);
+    return posts;
+}
+
+PGresult *timeline_page(db_t *db, int64_t viewer_id, int64_t before_id, int count)
+{
+    char viewer[21], cursor_text[21], limit_text[16];
+    snprintf(cursor_text, sizeof cursor_text, "%" PRId64, before_id);
+    snprintf(limit_text, sizeof limit_text, "%d", count);
+    const char *params[] = {feed_id_text(viewer_id, viewer), cursor_text, limit_text};
+    return db_query(
+        db,
+        "WITH fl AS MATERIALIZED (SELECT coalesce((SELECT floor_id FROM timeline_floor"
+        "   WHERE user_id = $1), 0) AS floor_id),"
+        " pushed AS MATERIALIZED (SELECT post_id FROM timeline"
+        "   WHERE user_id = $1 AND post_id < $2 AND post_id > (SELECT floor_id FROM fl)"
+        "   ORDER BY post_id DESC LIMIT $3),"
+        " pulled AS (SELECT p.id FROM follows f"
+        "   JOIN pull_authors a ON a.author_id = f.followee_id"
+        "   CROSS JOIN LATERAL (SELECT id FROM posts WHERE author_id = f.followee_id"
+        "     AND NOT fanned_out AND id < $2 ORDER BY id DESC LIMIT $3) p"
+        "   WHERE f.follower_id = $1),"
+        " deep AS (SELECT p.id FROM (SELECT followee_id AS author_id FROM follows"
+        "     WHERE follower_id = $1 UNION ALL SELECT $1::bigint) a"
+        "   CROSS JOIN LATERAL (SELECT id FROM posts WHERE author_id = a.author_id"
+        "     AND id < least($2::bigint, (SELECT floor_id FROM fl) + 1)"
+        "     ORDER BY id DESC LIMIT $3) p"
+        "   WHERE (SELECT floor_id FROM fl) > 0"
+        "   AND (SELECT count(*) FROM pushed) < $3::bigint)"
+        " SELECT post_id FROM pushed UNION SELECT id FROM pulled UNION SELECT id FROM deep"
+        " ORDER BY 1 DESC LIMIT $3",
+        3, params);
+}
+
+json_t *timeline_get(call_t *call)
+{
+    json_t *reply = feed_require_viewer(call);
+    if (reply) return reply;
+    int limit;
+    int64_t cursor_id, unused;
+    reply = feed_page_args(call->args, &limit, &cursor_id, &unused);
+    if (reply) return reply;
+    if (cursor_id == 0) cursor_id = INT64_MAX;
+
+    PGresult *res = timeline_page(call->db, call->viewer_id, cursor_id, limit + 1);
+    if (!res) return feed_internal("feed page");
+    int rows = PQntuples(res);
+    int shown = rows > limit ? limit : rows;
+    json_t *ids = json_array();
+    for (int row = 0; row < shown; row++)
+        json_array_append_new(ids, json_string(PQgetvalue(res, row, 0)));
+    json_t *next = json_null();
+    if (rows > limit) {
+        char cursor[CURSOR_TEXT_MAX];
+        cursor_encode(strtoll(PQgetvalue(res, limit - 1, 0), NULL, 10), 0, cursor);
+        next = json_string(cursor);
+    }
+    PQclear(res);
+
+    json_t *posts = feed_hydrate_posts(call, ids, &reply);
+    json_decref(ids);
+    if (!posts) {
+        json_decref(next);
+        return reply;
+    }
+    return reply_ok(200, json_pack("{soso}", "items", posts, "next_cursor", next));
+}

@@ -1,0 +1,137 @@
+/*  accounts: what media does when identity's accounts change (events).
+
+    identity.user.updated {id, avatar_key, ...}: the avatar identity shows
+    now. media keeps it in `avatars` so the file stays referenced (an
+    avatar stored by images.store is only an upload until then). Events of
+    one producer arrive in order, so the last one handled is identity's
+    current state; the replaced avatar's key is queued for collection.
+
+    identity.user.deleted {id}: everything the user owned goes, in the
+    event's transaction: their likes and comments (with the counters of the
+    posts they were on), their saves, their posts (each with a post.deleted
+    event, and with the likes, comments and saves others made on them),
+    uploads, avatar, idempotency records. The files are queued; the janitor
+    deletes them within a second or so. No like.deleted or comment.deleted
+    events are emitted for these: every consumer handles user.deleted
+    itself.
+
+    Both handlers are idempotent (a replayed event finds nothing left to
+    do) and return -1 on a database error, so the subscriber retries.
+*/
+#include "media.h"
+#include "errors.h"
+#include "events.h"
+#include "ids.h"
+#include "log.h"
+
+#include <czmq.h>
+#include <string.h>
+
+//  The payload's id as canonical text; false when absent or malformed.
+static bool s_user_id(const event_t *event, char out[21])
+{
+    int64_t id = 0;
+    const char *text = json_string_value(json_object_get(event->payload, "id"));
+    if (!text || !ids_parse(text, &id)) {
+        log_warn("%s.%s without a valid id skipped", event->producer, event->topic);
+        return false;
+    }
+    media_id_text(id, out);
+    return true;
+}
+
+int accounts_user_updated(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    char user[21];
+    if (!s_user_id(event, user)) return 0;
+    const char *key = json_string_value(json_object_get(event->payload, "avatar_key"));
+    if (key && !storage_key_valid(key)) key = NULL; // not ours: treat as none
+    const char *params[] = {user, key};
+    PGresult *old =
+        db_query(db, "SELECT key FROM avatars WHERE user_id = $1 FOR UPDATE", 1, params);
+    if (!old) return -1;
+    const char *previous = PQntuples(old) == 1 ? PQgetvalue(old, 0, 0) : NULL;
+    int rc = -1;
+    if (previous && key && streq(previous, key)) {
+        rc = 0; // no change of avatar
+        goto cleanup;
+    }
+    if (key) {
+        if (db_exec(db,
+                    "INSERT INTO avatars (user_id, key) VALUES ($1, $2)"
+                    " ON CONFLICT (user_id) DO UPDATE SET key = EXCLUDED.key",
+                    2, params) != 1)
+            goto cleanup;
+        //  The upload that carried it is no longer needed as a reference.
+        if (db_exec(db, "DELETE FROM uploads WHERE user_id = $1 AND kind = 'avatar' AND key = $2",
+                    2, params) < 0)
+            goto cleanup;
+    } else if (previous && db_exec(db, "DELETE FROM avatars WHERE user_id = $1", 1, params) < 0) {
+        goto cleanup;
+    }
+    rc = previous ? files_queue(db, &previous, 1) : 0;
+cleanup:
+    PQclear(old);
+    return rc;
+}
+
+int accounts_user_deleted(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    char user[21];
+    if (!s_user_id(event, user)) return 0;
+    const char *params[] = {user};
+    //  The user's likes and comments on other posts, counters first.
+    if (db_exec(db,
+                "WITH gone AS (DELETE FROM likes WHERE user_id = $1 RETURNING post_id)"
+                " UPDATE posts p SET like_count = greatest(p.like_count - g.n, 0)"
+                " FROM (SELECT post_id, count(*) AS n FROM gone GROUP BY post_id) g"
+                " WHERE p.id = g.post_id",
+                1, params) < 0)
+        return -1;
+    if (db_exec(db,
+                "WITH gone AS (DELETE FROM comments WHERE author_id = $1 RETURNING post_id)"
+                " UPDATE posts p SET comment_count = greatest(p.comment_count - g.n, 0)"
+                " FROM (SELECT post_id, count(*) AS n FROM gone GROUP BY post_id) g"
+                " WHERE p.id = g.post_id",
+                1, params) < 0)
+        return -1;
+    if (db_exec(db, "DELETE FROM saves WHERE user_id = $1", 1, params) < 0) return -1;
+    //  Files of everything that goes, then the rows.
+    if (db_exec(db,
+                "INSERT INTO gc_queue (key)"
+                " SELECT i.key FROM post_images i JOIN posts p ON p.id = i.post_id"
+                " WHERE p.author_id = $1"
+                " UNION SELECT i.thumb_key FROM post_images i JOIN posts p ON p.id = i.post_id"
+                " WHERE p.author_id = $1"
+                " UNION SELECT key FROM uploads WHERE user_id = $1"
+                " UNION SELECT thumb_key FROM uploads WHERE user_id = $1 AND thumb_key IS NOT NULL"
+                " UNION SELECT key FROM avatars WHERE user_id = $1"
+                " ON CONFLICT DO NOTHING",
+                1, params) < 0)
+        return -1;
+    PGresult *posts = db_query(db,
+                               "DELETE FROM posts WHERE author_id = $1"
+                               " RETURNING id, array_to_json(hashtags)::text",
+                               1, params);
+    if (!posts) return -1;
+    int rc = 0;
+    for (int row = 0; row < PQntuples(posts) && rc == 0; row++) {
+        json_t *hashtags = json_loads(PQgetvalue(posts, row, 1), JSON_DECODE_ANY, NULL);
+        json_t *payload = json_pack("{s:s, s:s, s:o}", "id", PQgetvalue(posts, row, 0), "author_id",
+                                    user, "hashtags", hashtags ? hashtags : json_array());
+        rc = events_emit(db, "post.deleted", payload);
+        json_decref(payload);
+    }
+    int deleted = PQntuples(posts);
+    PQclear(posts);
+    if (rc != 0) return -1;
+    if (db_exec(db, "DELETE FROM author_stats WHERE author_id = $1", 1, params) < 0 ||
+        db_exec(db, "DELETE FROM uploads WHERE user_id = $1", 1, params) < 0 ||
+        db_exec(db, "DELETE FROM avatars WHERE user_id = $1", 1, params) < 0 ||
+        db_exec(db, "DELETE FROM idempotency WHERE user_id = $1", 1, params) < 0)
+        return -1;
+    log_info("user %s deleted: %d posts removed", user, deleted);
+    return 0;
+}

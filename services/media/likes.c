@@ -1,0 +1,219 @@
+/*  likes: like, unlike, and who liked.
+
+      likes.create {id}                  -> 200 {liked: true, like_count}
+      likes.delete {id}                  -> 200 {liked: false, like_count}
+      likes.list   {id, limit?, cursor?} -> 200 {items: [user], next_cursor}
+
+    Idempotent: liking twice is one like (the primary key (post_id,
+    user_id) and ON CONFLICT DO NOTHING); only a like or unlike that
+    changed a row moves like_count and emits an event. The count is exact
+    under concurrency because the row insert and the counter UPDATE are in
+    one transaction and the UPDATE's row lock serializes the likers of one
+    post; the reply's like_count is the value this transaction wrote (or,
+    for a repeat, the committed value).
+
+    The likers list is newest first by the like's own id (a time-ordered id
+    made when the like was), so a cursor is the last like id of a page.
+    Users come from identity users.batch, decorated by common/users.c
+    (graph relations and counts; posts_count is filled here, as media owns
+    it), and users blocked either way with the viewer are left out.
+*/
+#include "media.h"
+#include "args.h"
+#include "errors.h"
+#include "events.h"
+#include "ids.h"
+#include "log.h"
+#include "users.h"
+
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  Reads args.id (a post id). 1, or 0 when it cannot name a post.
+static int s_post_id(call_t *call, int64_t *id)
+{
+    json_t *fields = json_object();
+    int rc = args_id(call->args, "id", true, id, fields);
+    json_decref(fields);
+    return rc == 1;
+}
+
+static json_t *s_like(call_t *call, bool like)
+{
+    if (call->viewer_id <= 0) return media_signed_out();
+    int64_t id = 0;
+    if (!s_post_id(call, &id)) return media_not_found();
+    visibility_t *vis = visibility_new(call);
+    int64_t author = 0;
+    json_t *reply = posts_load_visible(call, vis, id, &author);
+    visibility_destroy(&vis);
+    if (reply) return reply;
+
+    db_t *db = call->db;
+    char post_id[21], viewer[21], like_id[21], author_text[21];
+    const char *params[] = {media_id_text(id, post_id), media_id_text(call->viewer_id, viewer),
+                            media_id_text(ids_next(), like_id)};
+    json_t *payload = NULL;
+    PGresult *res = NULL;
+    if (db_begin(db) != 0) return media_internal("begin");
+    long changed =
+        like ? db_exec(db,
+                       "INSERT INTO likes (post_id, user_id, id) VALUES ($1, $2, $3)"
+                       " ON CONFLICT DO NOTHING",
+                       3, params)
+             : db_exec(db, "DELETE FROM likes WHERE post_id = $1 AND user_id = $2", 2, params);
+    if (changed < 0) {
+        //  A post deleted meanwhile makes the insert fail its foreign key.
+        bool gone = streq(db_last_sqlstate(db), "23503");
+        reply = gone ? media_not_found() : media_internal("like");
+        goto cleanup;
+    }
+    if (changed == 1)
+        res = db_query(db,
+                       like ? "UPDATE posts SET like_count = like_count + 1 WHERE id = $1"
+                              " RETURNING like_count, to_char(now() AT TIME ZONE 'UTC',"
+                              " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                            : "UPDATE posts SET like_count = like_count - 1 WHERE id = $1"
+                              " RETURNING like_count, ''",
+                       1, params);
+    else
+        res = db_query(db, "SELECT like_count, '' FROM posts WHERE id = $1", 1, params);
+    if (!res) {
+        reply = media_internal("count like");
+        goto cleanup;
+    }
+    if (PQntuples(res) != 1) {
+        reply = media_not_found();
+        goto cleanup;
+    }
+    long long count = atoll(PQgetvalue(res, 0, 0));
+    if (changed == 1) {
+        media_id_text(author, author_text);
+        payload =
+            like ? json_pack("{s:s, s:s, s:s, s:s}", "post_id", post_id, "post_author_id",
+                             author_text, "user_id", viewer, "created_at", PQgetvalue(res, 0, 1))
+                 : json_pack("{s:s, s:s, s:s}", "post_id", post_id, "post_author_id", author_text,
+                             "user_id", viewer);
+        if (events_emit(db, like ? "like.created" : "like.deleted", payload) != 0) {
+            reply = media_internal("emit like event");
+            goto cleanup;
+        }
+    }
+    if (db_commit(db) != 0) {
+        reply = media_internal("commit like");
+        goto cleanup;
+    }
+    reply = reply_ok(200, json_pack("{s:b, s:I}", "liked", like, "like_count", (json_int_t)count));
+cleanup:
+    if (db_in_transaction(db)) db_rollback(db);
+    PQclear(res);
+    json_decref(payload);
+    return reply;
+}
+
+json_t *likes_create(call_t *call)
+{
+    return s_like(call, true);
+}
+
+json_t *likes_delete(call_t *call)
+{
+    return s_like(call, false);
+}
+
+//  posts_count of each user, from author_stats (media owns it, so
+//  users_decorate is told to skip its own posts.counts call).
+static int s_post_counts(call_t *call, json_t *users)
+{
+    json_t *ids = json_array();
+    size_t index;
+    json_t *user;
+    json_array_foreach(users, index, user)
+    {
+        json_array_append(ids, json_object_get(user, "id"));
+    }
+    char *text = json_dumps(ids, JSON_COMPACT);
+    json_decref(ids);
+    if (!text) return -1;
+    const char *params[] = {text};
+    PGresult *res = db_query(call->db,
+                             "SELECT author_id, posts_count FROM author_stats WHERE author_id ="
+                             " ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint))",
+                             1, params);
+    free(text);
+    if (!res) return -1;
+    json_t *counts = json_object();
+    for (int row = 0; row < PQntuples(res); row++)
+        json_object_set_new(counts, PQgetvalue(res, row, 0),
+                            json_integer(atoll(PQgetvalue(res, row, 1))));
+    PQclear(res);
+    users_apply_post_counts(users, counts);
+    json_decref(counts);
+    return 0;
+}
+
+json_t *likes_list(call_t *call)
+{
+    json_t *fields = json_object();
+    int64_t id = 0, before = INT64_MAX, ignored = 0;
+    int limit = 20;
+    bool valid_id = args_id(call->args, "id", true, &id, fields) == 1;
+    json_object_clear(fields);
+    args_limit(call->args, &limit, fields);
+    media_cursor_arg(call->args, &before, &ignored, fields);
+    if (!valid_id) {
+        json_decref(fields);
+        return media_not_found();
+    }
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    json_decref(fields);
+    visibility_t *vis = visibility_new(call);
+    int64_t author = 0;
+    json_t *reply = posts_load_visible(call, vis, id, &author);
+    visibility_destroy(&vis);
+    if (reply) return reply;
+
+    char post_id[21], before_text[21], limit_text[12];
+    snprintf(before_text, sizeof before_text, "%lld", (long long)before);
+    snprintf(limit_text, sizeof limit_text, "%d", limit + 1);
+    const char *params[] = {media_id_text(id, post_id), before_text, limit_text};
+    PGresult *res = db_query(call->db,
+                             "SELECT user_id, id FROM likes WHERE post_id = $1 AND id < $2::bigint"
+                             " ORDER BY id DESC LIMIT $3::int",
+                             3, params);
+    if (!res) return media_internal("list likes");
+    int rows = PQntuples(res);
+    bool more = rows > limit;
+    if (more) rows = limit;
+    int64_t *user_ids = (int64_t *)zmalloc(sizeof(int64_t) * (size_t)(rows ? rows : 1));
+    for (int row = 0; row < rows; row++)
+        ids_parse(PQgetvalue(res, row, 0), &user_ids[row]);
+    int64_t last = 0;
+    if (rows > 0) ids_parse(PQgetvalue(res, rows - 1, 1), &last);
+    json_t *failure = NULL;
+    json_t *by_id = render_users(call, user_ids, (size_t)rows, &failure);
+    json_t *items = NULL;
+    if (!by_id) {
+        reply = failure;
+        goto cleanup;
+    }
+    items = json_array();
+    for (int row = 0; row < rows; row++) {
+        json_t *user = json_object_get(by_id, PQgetvalue(res, row, 0));
+        if (user) json_array_append(items, user);
+    }
+    users_decorate(call->rpc, call->viewer_id, items, USERS_SKIP_MEDIA, call->request->deadline_ms);
+    if (s_post_counts(call, items) != 0) {
+        reply = media_internal("liker post counts");
+        goto cleanup;
+    }
+    reply = media_page(items, more, last, 0);
+    items = NULL;
+cleanup:
+    PQclear(res);
+    json_decref(by_id);
+    json_decref(items);
+    freen(user_ids);
+    return reply;
+}

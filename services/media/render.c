@@ -1,0 +1,159 @@
+/*  render: post objects (API.md "post") built from POST_SELECT rows.
+
+    A page of posts costs one SQL query (POST_SELECT gives counts,
+    liked_by_me and saved_by_me through EXISTS on the primary keys, and the
+    images as one json_agg), one identity users.batch for the authors, and
+    at most one graph call for visibility: never a call or a query per
+    post. Arrays come out of Postgres as JSON text (array_to_json), which
+    jansson parses; no hand-written array literal parsing.
+
+    Image URLs are relative, "/media/<key>": the gateway that served the
+    post serves the bytes too, whatever host name the client used.
+*/
+#include "media.h"
+#include "errors.h"
+#include "ids.h"
+#include "log.h"
+
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *render_media_url(const char *key)
+{
+    if (!key) return json_null();
+    char url[STORAGE_KEY_MAX + 8];
+    snprintf(url, sizeof url, "/media/%s", key);
+    return json_string(url);
+}
+
+json_t *render_users(call_t *call, const int64_t *ids, size_t count, json_t **failure)
+{
+    *failure = NULL;
+    json_t *wanted = json_array();
+    zhashx_t *seen = zhashx_new();
+    for (size_t i = 0; i < count; i++) {
+        char text[21];
+        if (ids[i] <= 0) continue;
+        media_id_text(ids[i], text);
+        if (zhashx_lookup(seen, text)) continue;
+        zhashx_insert(seen, text, (void *)1);
+        json_array_append_new(wanted, json_string(text));
+    }
+    zhashx_destroy(&seen);
+    json_t *users = json_object();
+    if (json_array_size(wanted) == 0) {
+        json_decref(wanted);
+        return users;
+    }
+    json_t *args = json_pack("{s:o}", "ids", wanted);
+    json_t *reply = rpc_call(call->rpc, "identity", "users.batch", call->viewer_id, args, NULL,
+                             call->request->deadline_ms);
+    json_decref(args);
+    if (reply_status(reply) != 200) {
+        log_warn("identity users.batch answered %d", reply_status(reply));
+        *failure = reply_error(503, ERR_UNAVAILABLE, "user profiles are unavailable right now");
+        json_decref(reply);
+        json_decref(users);
+        return NULL;
+    }
+    size_t index;
+    json_t *user;
+    json_array_foreach(json_object_get(reply_body(reply), "users"), index, user)
+    {
+        const char *id = json_string_value(json_object_get(user, "id"));
+        if (id) json_object_set(users, id, user);
+    }
+    json_decref(reply);
+    return users;
+}
+
+json_t *render_author(const json_t *user)
+{
+    json_t *avatar = json_object_get(user, "avatar_url");
+    return json_pack("{s:O, s:O, s:O}", "id", json_object_get(user, "id"), "username",
+                     json_object_get(user, "username"), "avatar_url",
+                     avatar ? avatar : json_null());
+}
+
+//  Parses a JSON text column; an empty array when NULL or malformed.
+static json_t *s_json_column(const PGresult *res, int row, int column)
+{
+    if (PQgetisnull(res, row, column)) return json_array();
+    json_t *value = json_loads(PQgetvalue(res, row, column), JSON_DECODE_ANY, NULL);
+    return value ? value : json_array();
+}
+
+static json_t *s_images(const PGresult *res, int row)
+{
+    json_t *rows = s_json_column(res, row, POST_COL_IMAGES);
+    json_t *images = json_array();
+    size_t index;
+    json_t *item;
+    json_array_foreach(rows, index, item)
+    {
+        //  [key, thumb_key, width, height, alt_text]
+        json_t *image = json_object();
+        json_object_set_new(image, "url",
+                            render_media_url(json_string_value(json_array_get(item, 0))));
+        json_object_set_new(image, "thumb_url",
+                            render_media_url(json_string_value(json_array_get(item, 1))));
+        json_object_set(image, "width", json_array_get(item, 2));
+        json_object_set(image, "height", json_array_get(item, 3));
+        json_object_set(image, "alt_text", json_array_get(item, 4));
+        json_array_append_new(images, image);
+    }
+    json_decref(rows);
+    return images;
+}
+
+json_t *render_post(const PGresult *res, int row, const json_t *author)
+{
+    json_t *post = json_object();
+    json_object_set_new(post, "id", json_string(PQgetvalue(res, row, POST_COL_ID)));
+    json_object_set_new(post, "author", render_author(author));
+    json_object_set_new(post, "caption", json_string(PQgetvalue(res, row, POST_COL_CAPTION)));
+    json_object_set_new(post, "images", s_images(res, row));
+    json_object_set_new(post, "hashtags", s_json_column(res, row, POST_COL_HASHTAGS));
+    json_object_set_new(post, "mentions", s_json_column(res, row, POST_COL_MENTIONS));
+    json_object_set_new(post, "like_count",
+                        json_integer(atoll(PQgetvalue(res, row, POST_COL_LIKE_COUNT))));
+    json_object_set_new(post, "comment_count",
+                        json_integer(atoll(PQgetvalue(res, row, POST_COL_COMMENT_COUNT))));
+    json_object_set_new(post, "liked_by_me",
+                        json_boolean(streq(PQgetvalue(res, row, POST_COL_LIKED), "t")));
+    json_object_set_new(post, "saved_by_me",
+                        json_boolean(streq(PQgetvalue(res, row, POST_COL_SAVED), "t")));
+    json_object_set_new(post, "created_at", json_string(PQgetvalue(res, row, POST_COL_CREATED_AT)));
+    json_object_set_new(post, "updated_at", json_string(PQgetvalue(res, row, POST_COL_UPDATED_AT)));
+    return post;
+}
+
+json_t *render_posts(call_t *call, visibility_t *vis, const PGresult *res, int rows,
+                     json_t **failure)
+{
+    *failure = NULL;
+    int64_t *authors = (int64_t *)zmalloc(sizeof(int64_t) * (size_t)(rows > 0 ? rows : 1));
+    bool *visible = (bool *)zmalloc(sizeof(bool) * (size_t)(rows > 0 ? rows : 1));
+    for (int row = 0; row < rows; row++)
+        ids_parse(PQgetvalue(res, row, POST_COL_AUTHOR_ID), &authors[row]);
+    visibility_t *own = vis ? NULL : visibility_new(call);
+    if (!vis) vis = own;
+    json_t *posts = NULL;
+    json_t *users = render_users(call, authors, (size_t)rows, failure);
+    if (!users) goto cleanup;
+    visibility_know_users(vis, users);
+    if (visibility_authors(vis, authors, (size_t)rows, visible, failure) != 0) goto cleanup;
+    posts = json_array();
+    for (int row = 0; row < rows; row++) {
+        json_t *author = json_object_get(users, PQgetvalue(res, row, POST_COL_AUTHOR_ID));
+        if (!author || !visible[row]) continue;
+        json_array_append_new(posts, render_post(res, row, author));
+    }
+cleanup:
+    json_decref(users);
+    visibility_destroy(&own);
+    freen(authors);
+    freen(visible);
+    return posts;
+}

@@ -1,0 +1,485 @@
+/*  consumers: notifications made (and unmade) from other services' events.
+
+      media.like.created        like       -> the post's author
+      media.comment.created     comment    -> the post's author; mention -> each mentioned
+      media.post.created/updated mention   -> each mentioned in the caption
+      graph.follow.created      follow     -> the followee
+      graph.follow.requested    follow_request -> the private account
+      graph.follow.accepted     follow_accepted -> the requester
+      messaging.message.created message    -> each recipient (+ message frames)
+
+    Rules (API.md): nothing for my own action on my own content (actor ==
+    recipient), nothing between two people when either blocked the other
+    (the blocks projection, from graph.block.*). An unlike within
+    NOTIFICATION_UNLIKE_WINDOW of the like removes its notification; a
+    deleted post or comment takes its notifications along; an answered or
+    cancelled follow request takes its follow_request along; a block removes
+    what the two sent each other.
+
+    Idempotent: each notification has a source_key naming what caused it,
+    unique per recipient, inserted with ON CONFLICT DO NOTHING; removals
+    delete by key. A replayed event therefore changes nothing, and pushes
+    only go out for rows that were really inserted or removed.
+
+    Every handler runs inside the subscriber's offset transaction, so its
+    rows, its offset and the notification.push events it emits commit
+    together. A payload that lacks what a handler needs is logged and
+    skipped (returning -1 would retry it forever and stall its producer).
+*/
+#include "notification.h"
+#include "args.h"
+#include "events.h"
+#include "ids.h"
+#include "log.h"
+
+#include <czmq.h>
+#include <string.h>
+
+//  ---------------------------------------------------------------------
+//  Helpers
+
+//  payload[name] when it is an id string, else NULL.
+static const char *s_id(const json_t *payload, const char *name)
+{
+    json_t *value = json_object_get(payload, name);
+    int64_t id = 0;
+    if (!json_is_string(value) || json_string_length(value) > 20 ||
+        !ids_parse(json_string_value(value), &id))
+        return NULL;
+    return json_string_value(value);
+}
+
+static int s_skip(const event_t *event, const char *what)
+{
+    log_warn("%s.%s seq %lld without %s: skipped", event->producer, event->topic,
+             (long long)event->seq, what);
+    return 0;
+}
+
+//  The first NOTIFICATION_TEXT_MAX code points of text (new string).
+static char *s_excerpt(const char *text)
+{
+    if (!text) return NULL;
+    size_t length = strlen(text), cut = 0, count = 0;
+    while (cut < length && count < NOTIFICATION_TEXT_MAX) {
+        unsigned char c = (unsigned char)text[cut];
+        size_t step = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : 4;
+        if (cut + step > length) break;
+        cut += step;
+        count++;
+    }
+    return strndup(text, cut);
+}
+
+//  True when recipient and actor blocked one another (either way); -1 on
+//  a database error.
+static int s_blocked(db_t *db, const char *recipient, const char *actor)
+{
+    const char *params[] = {recipient, actor};
+    PGresult *res = db_query(db,
+                             "SELECT EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $1 AND"
+                             " blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1))",
+                             2, params);
+    if (!res || PQntuples(res) != 1) {
+        PQclear(res);
+        return -1;
+    }
+    int blocked = streq(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    return blocked;
+}
+
+typedef struct {
+    const char *recipient;
+    const char *type;
+    const char *actor;
+    const char *post_id;         // may be NULL
+    const char *comment_id;      // may be NULL
+    const char *conversation_id; // may be NULL
+    const char *text;            // may be NULL
+    const char *source_key;
+} note_t;
+
+//  Makes one notification unless a rule forbids it; pushes it and the new
+//  unread count when it is new. 0 (made or not) or -1 (retry).
+static int s_notify(db_t *db, const event_t *event, const note_t *note)
+{
+    if (!note->recipient || !note->actor || streq(note->recipient, note->actor)) return 0;
+    int blocked = s_blocked(db, note->recipient, note->actor);
+    if (blocked != 0) return blocked < 0 ? -1 : 0;
+
+    char id[21], created_ms[24];
+    ids_format(ids_next(), id, sizeof id);
+    snprintf(created_ms, sizeof created_ms, "%lld", (long long)event->created_ms);
+    char *text = s_excerpt(note->text);
+    const char *params[] = {id,
+                            note->recipient,
+                            note->type,
+                            note->actor,
+                            note->post_id,
+                            note->comment_id,
+                            note->conversation_id,
+                            text,
+                            note->source_key,
+                            created_ms};
+    //  The event's own time: a consumer catching up after downtime still
+    //  dates each notification when it happened.
+    PGresult *res =
+        db_query(db,
+                 "INSERT INTO notifications (id, user_id, type, actor_id, post_id, comment_id,"
+                 " conversation_id, text, source_key, created_at)"
+                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                 " CASE WHEN $10::bigint > 0 THEN to_timestamp($10::bigint / 1000.0)"
+                 " ELSE now() END)"
+                 " ON CONFLICT (user_id, source_key) DO NOTHING RETURNING id",
+                 10, params);
+    free(text);
+    if (!res) return -1;
+    bool inserted = PQntuples(res) == 1;
+    PQclear(res);
+    if (!inserted) return 0; // a replay: made already
+    if (push_notification(db, id) != 0 || push_unread(db, note->recipient) != 0) return -1;
+    return 0;
+}
+
+//  Runs a DELETE … RETURNING user_id, read over notifications and pushes
+//  a new unread count to each user who lost an unread one. 0 or -1.
+static int s_remove(db_t *db, const char *sql, int nparams, const char *const *params)
+{
+    PGresult *res = db_query(db, sql, nparams, params);
+    if (!res) return -1;
+    zhashx_t *users = zhashx_new();
+    for (int row = 0; row < PQntuples(res); row++)
+        if (streq(PQgetvalue(res, row, 1), "f"))
+            zhashx_insert(users, PQgetvalue(res, row, 0), (void *)1);
+    int rc = 0;
+    for (void *item = zhashx_first(users); item && rc == 0; item = zhashx_next(users))
+        rc = push_unread(db, (const char *)zhashx_cursor(users));
+    zhashx_destroy(&users);
+    PQclear(res);
+    return rc;
+}
+
+//  Notifies each id of payload[field] (an array of id strings) of a
+//  mention in a post (comment_id NULL) or a comment, except skip_user.
+static int s_mentions(db_t *db, const event_t *event, const char *field, const char *actor,
+                      const char *post_id, const char *comment_id, const char *text,
+                      const char *skip_user)
+{
+    json_t *mentions = json_object_get(event->payload, field);
+    size_t index;
+    json_t *value;
+    char key[64];
+    if (comment_id)
+        snprintf(key, sizeof key, "mention:comment:%s", comment_id);
+    else
+        snprintf(key, sizeof key, "mention:post:%s", post_id);
+    json_array_foreach(mentions, index, value)
+    {
+        const char *user = json_string_value(value);
+        int64_t ignored = 0;
+        if (!user || !ids_parse(user, &ignored) || (skip_user && streq(user, skip_user))) continue;
+        note_t note = {.recipient = user,
+                       .type = "mention",
+                       .actor = actor,
+                       .post_id = post_id,
+                       .comment_id = comment_id,
+                       .text = text,
+                       .source_key = key};
+        if (s_notify(db, event, &note) != 0) return -1;
+    }
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  media
+
+int on_post_created(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *post = s_id(event->payload, "id"), *author = s_id(event->payload, "author_id");
+    if (!post || !author) return s_skip(event, "id or author_id");
+    //  post.updated comes here too: only newly mentioned people are new
+    //  rows (the key is per post).
+    return s_mentions(db, event, "mentions", author, post, NULL,
+                      json_string_value(json_object_get(event->payload, "caption")), NULL);
+}
+
+int on_post_deleted(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *post = s_id(event->payload, "id");
+    if (!post) return s_skip(event, "id");
+    const char *params[] = {post};
+    return s_remove(db, "DELETE FROM notifications WHERE post_id = $1 RETURNING user_id, read", 1,
+                    params);
+}
+
+int on_like_created(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *post = s_id(event->payload, "post_id");
+    const char *author = s_id(event->payload, "post_author_id");
+    const char *liker = s_id(event->payload, "user_id");
+    if (!post || !author || !liker) return s_skip(event, "post_id, post_author_id or user_id");
+    char key[64];
+    snprintf(key, sizeof key, "like:%s:%s", liker, post);
+    note_t note = {
+        .recipient = author, .type = "like", .actor = liker, .post_id = post, .source_key = key};
+    return s_notify(db, event, &note);
+}
+
+int on_like_deleted(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *post = s_id(event->payload, "post_id");
+    const char *author = s_id(event->payload, "post_author_id");
+    const char *liker = s_id(event->payload, "user_id");
+    if (!post || !author || !liker) return s_skip(event, "post_id, post_author_id or user_id");
+    char key[64], at_ms[24];
+    snprintf(key, sizeof key, "like:%s:%s", liker, post);
+    snprintf(at_ms, sizeof at_ms, "%lld", (long long)event->created_ms);
+    const char *params[] = {author, key, at_ms};
+    //  Measured from when the unlike happened, not from when we handle it.
+    return s_remove(db,
+                    "DELETE FROM notifications WHERE user_id = $1 AND source_key = $2"
+                    " AND created_at > (CASE WHEN $3::bigint > 0"
+                    " THEN to_timestamp($3::bigint / 1000.0) ELSE now() END)"
+                    " - interval '" NOTIFICATION_UNLIKE_WINDOW "'"
+                    " RETURNING user_id, read",
+                    3, params);
+}
+
+int on_comment_created(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *comment = s_id(event->payload, "id");
+    const char *post = s_id(event->payload, "post_id");
+    const char *post_author = s_id(event->payload, "post_author_id");
+    const char *author = s_id(event->payload, "author_id");
+    if (!comment || !post || !post_author || !author)
+        return s_skip(event, "id, post_id, post_author_id or author_id");
+    const char *text = json_string_value(json_object_get(event->payload, "text"));
+    char key[64];
+    snprintf(key, sizeof key, "comment:%s", comment);
+    note_t note = {.recipient = post_author,
+                   .type = "comment",
+                   .actor = author,
+                   .post_id = post,
+                   .comment_id = comment,
+                   .text = text,
+                   .source_key = key};
+    if (s_notify(db, event, &note) != 0) return -1;
+    //  The post's author already hears of the comment; one notification
+    //  for one comment is enough.
+    return s_mentions(db, event, "mentions", author, post, comment, text, post_author);
+}
+
+int on_comment_deleted(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *comment = s_id(event->payload, "id");
+    if (!comment) return s_skip(event, "id");
+    const char *params[] = {comment};
+    return s_remove(db, "DELETE FROM notifications WHERE comment_id = $1 RETURNING user_id, read",
+                    1, params);
+}
+
+//  ---------------------------------------------------------------------
+//  graph
+
+int on_follow_created(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *follower = s_id(event->payload, "follower_id");
+    const char *followee = s_id(event->payload, "followee_id");
+    if (!follower || !followee) return s_skip(event, "follower_id or followee_id");
+    char key[64];
+    snprintf(key, sizeof key, "follow:%s", follower);
+    note_t note = {.recipient = followee, .type = "follow", .actor = follower, .source_key = key};
+    return s_notify(db, event, &note);
+}
+
+int on_follow_requested(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *follower = s_id(event->payload, "follower_id");
+    const char *followee = s_id(event->payload, "followee_id");
+    if (!follower || !followee) return s_skip(event, "follower_id or followee_id");
+    char key[64];
+    snprintf(key, sizeof key, "follow_request:%s", follower);
+    note_t note = {
+        .recipient = followee, .type = "follow_request", .actor = follower, .source_key = key};
+    return s_notify(db, event, &note);
+}
+
+//  Removes the followee's follow_request notification from follower.
+static int s_remove_request(db_t *db, const char *follower, const char *followee)
+{
+    char key[64];
+    snprintf(key, sizeof key, "follow_request:%s", follower);
+    const char *params[] = {followee, key};
+    return s_remove(db,
+                    "DELETE FROM notifications WHERE user_id = $1 AND source_key = $2"
+                    " RETURNING user_id, read",
+                    2, params);
+}
+
+int on_follow_request_deleted(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *follower = s_id(event->payload, "follower_id");
+    const char *followee = s_id(event->payload, "followee_id");
+    if (!follower || !followee) return s_skip(event, "follower_id or followee_id");
+    return s_remove_request(db, follower, followee);
+}
+
+int on_follow_accepted(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *follower = s_id(event->payload, "follower_id");
+    const char *followee = s_id(event->payload, "followee_id");
+    if (!follower || !followee) return s_skip(event, "follower_id or followee_id");
+    //  The request is answered: it leaves the followee's list (the
+    //  follow.created that comes with it says "follow" instead).
+    if (s_remove_request(db, follower, followee) != 0) return -1;
+    char key[64];
+    snprintf(key, sizeof key, "follow_accepted:%s", followee);
+    note_t note = {
+        .recipient = follower, .type = "follow_accepted", .actor = followee, .source_key = key};
+    return s_notify(db, event, &note);
+}
+
+int on_block_created(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *blocker = s_id(event->payload, "blocker_id");
+    const char *blocked = s_id(event->payload, "blocked_id");
+    if (!blocker || !blocked) return s_skip(event, "blocker_id or blocked_id");
+    const char *params[] = {blocker, blocked};
+    if (db_exec(db, "INSERT INTO blocks VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, params) < 0)
+        return -1;
+    return s_remove(db,
+                    "DELETE FROM notifications WHERE (user_id = $1 AND actor_id = $2)"
+                    " OR (user_id = $2 AND actor_id = $1) RETURNING user_id, read",
+                    2, params);
+}
+
+int on_block_deleted(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *blocker = s_id(event->payload, "blocker_id");
+    const char *blocked = s_id(event->payload, "blocked_id");
+    if (!blocker || !blocked) return s_skip(event, "blocker_id or blocked_id");
+    const char *params[] = {blocker, blocked};
+    return db_exec(db, "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2", 2, params) <
+                   0
+               ? -1
+               : 0;
+}
+
+//  ---------------------------------------------------------------------
+//  messaging
+
+int on_message_created(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const json_t *payload = event->payload;
+    const char *id = s_id(payload, "id");
+    const char *conversation = s_id(payload, "conversation_id");
+    const char *sender = s_id(payload, "sender_id");
+    json_t *recipients = json_object_get(payload, "recipient_ids");
+    json_t *post = json_object_get(payload, "post_id");
+    if (!id || !conversation || !sender || !json_is_array(recipients) ||
+        !json_is_string(json_object_get(payload, "text")) ||
+        !json_is_string(json_object_get(payload, "created_at")) ||
+        (post && !json_is_null(post) && !s_id(payload, "post_id")))
+        return s_skip(event, "a valid message");
+    size_t index;
+    json_t *value;
+    json_array_foreach(recipients, index, value)
+    {
+        int64_t ignored = 0;
+        if (!json_is_string(value) || !ids_parse(json_string_value(value), &ignored))
+            return s_skip(event, "valid recipient_ids");
+    }
+
+    char key[64];
+    snprintf(key, sizeof key, "message:%s", id);
+    const char *text = json_string_value(json_object_get(payload, "text"));
+    //  The frames first, so the message reaches open sockets before the
+    //  notification and the counts that announce it.
+    if (push_message(db, payload) != 0) return -1;
+    json_array_foreach(recipients, index, value)
+    {
+        const char *recipient = json_string_value(value);
+        const char *params[] = {recipient, conversation, id, sender};
+        if (db_exec(db,
+                    "INSERT INTO unread_messages (user_id, conversation_id, message_id, sender_id)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    4, params) < 0)
+            return -1;
+        note_t note = {.recipient = recipient,
+                       .type = "message",
+                       .actor = sender,
+                       .conversation_id = conversation,
+                       .text = text,
+                       .source_key = key};
+        if (s_notify(db, event, &note) != 0) return -1;
+        //  s_notify pushed the count when it made a notification; a
+        //  message from a blocked group member still counts as unread.
+        int blocked = s_blocked(db, recipient, sender);
+        if (blocked < 0 || (blocked && push_unread(db, recipient) != 0)) return -1;
+    }
+    return 0;
+}
+
+int on_conversation_read(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *conversation = s_id(event->payload, "conversation_id");
+    const char *user = s_id(event->payload, "user_id");
+    const char *message = s_id(event->payload, "message_id");
+    if (!conversation || !user || !message)
+        return s_skip(event, "conversation_id, user_id or message_id");
+    const char *params[] = {user, conversation, message};
+    long removed = db_exec(db,
+                           "DELETE FROM unread_messages WHERE user_id = $1"
+                           " AND conversation_id = $2 AND message_id <= $3",
+                           3, params);
+    //  Reading a conversation reads its message notifications too.
+    long marked = removed < 0
+                      ? -1
+                      : db_exec(db,
+                                "UPDATE notifications SET read = true WHERE user_id = $1"
+                                " AND conversation_id = $2 AND NOT read AND type = 'message'"
+                                " AND (SELECT count(*) FROM unread_messages u"
+                                "   WHERE u.user_id = $1 AND u.conversation_id = $2) = 0",
+                                2, params);
+    if (removed < 0 || marked < 0) return -1;
+    return push_unread(db, user);
+}
+
+//  ---------------------------------------------------------------------
+//  identity
+
+int on_user_deleted(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    const char *user = s_id(event->payload, "id");
+    if (!user) return s_skip(event, "id");
+    const char *params[] = {user};
+    static const char *const statements[] = {
+        "DELETE FROM notifications WHERE user_id = $1",
+        "DELETE FROM blocks WHERE blocker_id = $1 OR blocked_id = $1",
+        "DELETE FROM unread_messages WHERE user_id = $1",
+        NULL,
+    };
+    for (int i = 0; statements[i]; i++)
+        if (db_exec(db, statements[i], 1, params) < 0) return -1;
+    //  What they did to others goes too; those people's counts change.
+    if (s_remove(db, "DELETE FROM notifications WHERE actor_id = $1 RETURNING user_id, read", 1,
+                 params) != 0)
+        return -1;
+    return db_exec(db, "DELETE FROM unread_messages WHERE sender_id = $1", 1, params) < 0 ? -1 : 0;
+}

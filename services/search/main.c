@@ -1,0 +1,27 @@
+/*  search: user, post and hashtag search, tag pages, trends and explore,
+    answered from projections of other services' events (README.md).
+
+    main() reads the search settings into one search_t and hands the
+    service definition (search.c) to service_main(), which runs the
+    workers, the database connections, the migrations and the event
+    subscriber that feeds projections.c.
+*/
+#include "config.h"
+#include "search.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static search_t s_search;
+
+int main(int argc, char **argv)
+{
+    setenv("SEARCH_TRENDS_TTL_MS", "10000", 0);
+    if (search_init(&s_search, config_int("SEARCH_TRENDS_TTL_MS", 10000), NULL) != 0) {
+        fprintf(stderr, "search: cannot initialise\n");
+        return 1;
+    }
+    int rc = service_main(search_service_def(&s_search), argc, argv);
+    search_destroy(&s_search);
+    return rc;
+}

@@ -1,0 +1,197 @@
+/*  users: finding accounts (GET /search/users) and suggesting them
+    (GET /explore/users). Both pick ids with one ranked query over the
+    projections and hydrate the page with identity users.batch plus
+    users_decorate().
+
+    User search ranks every match into a score (docs/search.md):
+
+        tier  3 exact (username or display name equals the query)
+              2 prefix (username, display name, or a word of it, starts with it)
+              1 a typo-tolerant match followed by someone I follow
+              0 any other typo-tolerant match
+        then how many people I follow follow them, then similarity to the
+        query, then followers_count
+
+    packed into one bigint (tier << 40 | mutual << 30 | similarity‰ << 20 |
+    followers), so a page is "ORDER BY score DESC, id DESC" and the cursor
+    is (score, id). Candidates come from indexed branches, each capped
+    (SEARCH_USERS_BRANCH rows): a prefix range on the btree indexes of
+    username and the normalised display name, and pg_trgm similarity on
+    their GIN indexes for queries of three characters or more. The caps
+    bound the work of a one-letter query on a big table; they mean a query
+    lists at most a few hundred accounts, the best ones.
+
+    pg_trgm's thresholds are session settings; they are set before each
+    search (a reconnected session would otherwise fall back to 0.3, too
+    strict for short names: "jonh" is 0.25 similar to "john").
+
+    Blocked users (either way) never appear: the query leaves them out and
+    users_decorate() drops them again.
+*/
+#include "search.h"
+#include "errors.h"
+#include "log.h"
+
+#include <czmq.h>
+#include <string.h>
+
+#define SEARCH_USERS_BRANCH "200"
+#define SIMILARITY_THRESHOLD "0.25"
+#define WORD_SIMILARITY_THRESHOLD "0.5"
+
+//  Runs a ranked query whose rows are (id, score) and answers the page:
+//  rows beyond page->limit only say there is more.
+static json_t *s_answer_page(call_t *call, PGresult *res, const search_page_t *page)
+{
+    int rows = PQntuples(res);
+    int shown = rows > page->limit ? page->limit : rows;
+    int64_t *ids = calloc((size_t)shown + 1, sizeof *ids);
+    if (!ids) return search_internal("page ids");
+    for (int row = 0; row < shown; row++)
+        ids[row] = search_column_int(res, row, 0);
+    bool more = rows > page->limit && shown > 0;
+    int64_t key1 = more ? search_column_int(res, shown - 1, 1) : 0;
+    int64_t key2 = more ? ids[shown - 1] : 0;
+    json_t *items = NULL;
+    json_t *error = search_hydrate_users(call, ids, (size_t)shown, &items);
+    free(ids);
+    if (error) return error;
+    return reply_ok(200, search_list_body(items, more, key1, key2));
+}
+
+static int s_set_thresholds(db_t *db)
+{
+    PGresult *res = db_query(
+        db,
+        "SELECT set_config('pg_trgm.similarity_threshold', '" SIMILARITY_THRESHOLD "', false),"
+        " set_config('pg_trgm.word_similarity_threshold', '" WORD_SIMILARITY_THRESHOLD "', false)",
+        0, NULL);
+    int rc = res && PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
+    PQclear(res);
+    return rc;
+}
+
+//  $1 query, $2 viewer, $3 has cursor, $4 $5 cursor keys, $6 rows wanted.
+//  n is the normalised query; hi is n followed by the highest code point,
+//  so [n, hi) is the prefix range in text_pattern_ops (byte) order, which
+//  an index can use with a parameter (LIKE 'x%' needs a constant).
+static const char s_users_search_sql[] =
+    "WITH q AS MATERIALIZED (SELECT search_norm($1) AS n,"
+    "  search_norm($1) || chr(1114111) AS hi,"
+    "  char_length(search_norm($1)) >= 3 AS fuzzy,"
+    "  '% ' || search_like_escape(search_norm($1)) || '%' AS word),"
+    " cand AS ("
+    "  (SELECT u.id FROM users u WHERE u.username ~>=~ (SELECT n FROM q)"
+    "   AND u.username ~<~ (SELECT hi FROM q)"
+    "   ORDER BY char_length(u.username), u.followers_count DESC LIMIT " SEARCH_USERS_BRANCH ")"
+    "  UNION"
+    "  (SELECT u.id FROM users u WHERE u.name_norm ~>=~ (SELECT n FROM q)"
+    "   AND u.name_norm ~<~ (SELECT hi FROM q)"
+    "   ORDER BY char_length(u.name_norm), u.followers_count DESC LIMIT " SEARCH_USERS_BRANCH ")"
+    "  UNION"
+    "  (SELECT u.id FROM users u WHERE (SELECT fuzzy FROM q)"
+    "   AND u.name_norm LIKE (SELECT word FROM q)"
+    "   ORDER BY u.followers_count DESC LIMIT " SEARCH_USERS_BRANCH ")"
+    "  UNION"
+    "  (SELECT u.id FROM users u WHERE (SELECT fuzzy FROM q) AND u.username % (SELECT n FROM q)"
+    "   ORDER BY similarity(u.username, (SELECT n FROM q)) DESC LIMIT " SEARCH_USERS_BRANCH ")"
+    "  UNION"
+    "  (SELECT u.id FROM users u WHERE (SELECT fuzzy FROM q)"
+    "   AND (u.name_norm % (SELECT n FROM q) OR (SELECT n FROM q) <% u.name_norm)"
+    "   ORDER BY word_similarity((SELECT n FROM q), u.name_norm) DESC"
+    "   LIMIT " SEARCH_USERS_BRANCH ")),"
+    " mine AS (SELECT followee_id AS id FROM follows WHERE follower_id = $2::bigint),"
+    " mutual AS (SELECT f.followee_id AS id, count(*) AS n FROM follows f"
+    "  WHERE f.followee_id IN (SELECT id FROM cand) AND f.follower_id IN (SELECT id FROM mine)"
+    "  GROUP BY f.followee_id),"
+    " scored AS (SELECT u.id,"
+    "  ((CASE WHEN u.username = q.n OR u.name_norm = q.n THEN 3"
+    "         WHEN starts_with(u.username, q.n) OR starts_with(u.name_norm, q.n)"
+    "           OR strpos(u.name_norm, ' ' || q.n) > 0 THEN 2"
+    "         WHEN coalesce(m.n, 0) > 0 THEN 1 ELSE 0 END)::bigint << 40)"
+    "  + (least(coalesce(m.n, 0), 1023)::bigint << 30)"
+    "  + ((1000 * greatest(similarity(u.username, q.n), similarity(u.name_norm, q.n),"
+    "        word_similarity(q.n, u.name_norm)))::bigint << 20)"
+    "  + least(greatest(u.followers_count, 0), 1048575)::bigint AS score"
+    "  FROM cand JOIN users u ON u.id = cand.id CROSS JOIN q LEFT JOIN mutual m ON m.id = u.id"
+    "  WHERE NOT EXISTS (SELECT 1 FROM blocks b"
+    "   WHERE (b.blocker_id = $2::bigint AND b.blocked_id = u.id)"
+    "   OR (b.blocker_id = u.id AND b.blocked_id = $2::bigint)))"
+    " SELECT id, score FROM scored"
+    " WHERE NOT $3::boolean OR (score, id) < ($4::bigint, $5::bigint)"
+    " ORDER BY score DESC, id DESC LIMIT $6::int";
+
+json_t *search_users(call_t *call)
+{
+    json_t *fields = json_object();
+    char query[SEARCH_QUERY_MAX * 4 + 1];
+    search_page_t page;
+    search_text_arg(call->args, "q", SEARCH_QUERY_MAX, '@', query, sizeof query, fields);
+    search_page_args(call->args, &page, fields);
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    json_decref(fields);
+
+    if (s_set_thresholds(call->db) != 0) return search_internal("trigram thresholds");
+    char viewer[21], key1[21], key2[21], wanted[16];
+    snprintf(key1, sizeof key1, "%" PRId64, page.key1);
+    snprintf(key2, sizeof key2, "%" PRId64, page.key2);
+    snprintf(wanted, sizeof wanted, "%d", page.limit + 1);
+    const char *params[] = {
+        query, search_id_text(call->viewer_id, viewer), page.has_cursor ? "t" : "f", key1, key2,
+        wanted};
+    PGresult *res = db_query(call->db, s_users_search_sql, 6, params);
+    if (!res) return search_internal("user search");
+    json_t *reply = s_answer_page(call, res, &page);
+    PQclear(res);
+    return reply;
+}
+
+//  Suggested accounts. $1 viewer, $2 has cursor, $3 $4 cursor keys, $5 rows
+//  wanted. Friends of friends score (mutual << 32) + followers, so they
+//  come first, by how many people I follow follow them; then popular
+//  accounts by followers_count (the users_popular index, walked from the
+//  cursor). Myself, accounts I follow and blocked accounts never appear.
+static const char s_users_explore_sql[] =
+    "WITH mine AS (SELECT followee_id AS id FROM follows WHERE follower_id = $1::bigint),"
+    " fof AS (SELECT f.followee_id AS id, count(*) AS n FROM follows f"
+    "  WHERE f.follower_id IN (SELECT id FROM mine) GROUP BY f.followee_id),"
+    " cand AS ("
+    "  SELECT u.id, (fof.n << 32) + least(greatest(u.followers_count, 0), 4294967295) AS score"
+    "  FROM fof JOIN users u ON u.id = fof.id"
+    "  UNION ALL"
+    "  (SELECT u.id, greatest(u.followers_count, 0)::bigint FROM users u"
+    "   WHERE (NOT $2::boolean OR (u.followers_count, u.id) < ($3::bigint, $4::bigint))"
+    "   AND u.id <> $1::bigint AND u.id NOT IN (SELECT id FROM mine)"
+    "   AND u.id NOT IN (SELECT id FROM fof)"
+    "   AND NOT EXISTS (SELECT 1 FROM blocks b"
+    "    WHERE (b.blocker_id = $1::bigint AND b.blocked_id = u.id)"
+    "    OR (b.blocker_id = u.id AND b.blocked_id = $1::bigint))"
+    "   ORDER BY u.followers_count DESC, u.id DESC LIMIT $5::int))"
+    " SELECT c.id, c.score FROM cand c"
+    " WHERE c.id <> $1::bigint AND c.id NOT IN (SELECT id FROM mine)"
+    " AND NOT EXISTS (SELECT 1 FROM blocks b"
+    "  WHERE (b.blocker_id = $1::bigint AND b.blocked_id = c.id)"
+    "  OR (b.blocker_id = c.id AND b.blocked_id = $1::bigint))"
+    " AND (NOT $2::boolean OR (c.score, c.id) < ($3::bigint, $4::bigint))"
+    " ORDER BY c.score DESC, c.id DESC LIMIT $5::int";
+
+json_t *explore_users(call_t *call)
+{
+    json_t *fields = json_object();
+    search_page_t page;
+    search_page_args(call->args, &page, fields);
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    json_decref(fields);
+
+    char viewer[21], key1[21], key2[21], wanted[16];
+    snprintf(key1, sizeof key1, "%" PRId64, page.key1);
+    snprintf(key2, sizeof key2, "%" PRId64, page.key2);
+    snprintf(wanted, sizeof wanted, "%d", page.limit + 1);
+    const char *params[] = {search_id_text(call->viewer_id, viewer), page.has_cursor ? "t" : "f",
+                            key1, key2, wanted};
+    PGresult *res = db_query(call->db, s_users_explore_sql, 5, params);
+    if (!res) return search_internal("suggested accounts");
+    json_t *reply = s_answer_page(call, res, &page);
+    PQclear(res);
+    return reply;
+}

@@ -1,0 +1,684 @@
+/*  test_feed: the feed service's event handlers, page queries and argument
+    checks against a real PostgreSQL, without the rest of the system.
+
+    The Makefile links unit tests with libcommon only, so this file includes
+    the feed's sources (all but main.c) directly: the handlers are called as
+    the subscriber calls them (inside a transaction, with an event_t), the
+    page queries as the handlers do, and service_dispatch runs the methods
+    up to the point where they would call another service (argument errors
+    answer before any RPC).
+
+    The server is TEST_DATABASE_URL when set, else one this binary starts
+    with scripts/pg.sh on the first free port of 17780..17789. Each run makes
+    its own database (feed_unit_<pid>), migrates schemas/feed into it and
+    drops it at the end. User ids are small integers, post ids increase
+    with time as real ids do.
+*/
+#include "../../services/feed/activity.c"
+#include "../../services/feed/fanout.c"
+#include "../../services/feed/interactions.c"
+#include "../../services/feed/timeline.c"
+#include "../../services/feed/util.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#define PORT_FIRST 17780
+#define PORT_LAST 17789
+
+static char s_server_url[256]; // the server's "app" database
+static char s_url[300];        // this run's database
+static char s_database[64];
+static char s_root[512]; // repository root
+static char s_pg_dir[128];
+static db_t *s_db;
+static feed_t s_config = {.fanout_threshold = 2, .timeline_max = 100, .backfill = 3};
+static int64_t s_seq;
+static int64_t s_next_post = 1000000;
+
+//  ---- fixture ---------------------------------------------------------------
+
+static int s_find_root(void)
+{
+    char exe[400];
+    ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (length <= 0) return -1;
+    exe[length] = '\0';
+    for (int up = 0; up < 6; up++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash) break;
+        *slash = '\0';
+        char probe[512];
+        snprintf(probe, sizeof probe, "%s/schemas/feed/001_init.sql", exe);
+        if (access(probe, R_OK) == 0) {
+            snprintf(s_root, sizeof s_root, "%s", exe);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int s_pg(const char *verb, int port)
+{
+    char command[1024];
+    if (port)
+        snprintf(command, sizeof command,
+                 "PG_FAST=1 bash %s/scripts/pg.sh %s %s/data %d >%s/pg.out 2>&1", s_root, verb,
+                 s_pg_dir, port, s_pg_dir);
+    else
+        snprintf(command, sizeof command, "bash %s/scripts/pg.sh %s %s/data >>%s/pg.out 2>&1",
+                 s_root, verb, s_pg_dir, s_pg_dir);
+    return system(command) == 0 ? 0 : -1;
+}
+
+//  Runs one statement on the server's own database (CREATE/DROP DATABASE).
+static int s_server_exec(const char *sql)
+{
+    db_t *db = db_new(s_server_url, "public");
+    if (!db) return -1;
+    int rc = db_exec_script(db, sql);
+    db_destroy(&db);
+    return rc;
+}
+
+static int s_setup(void **state)
+{
+    log_init("test_feed");
+    if (s_find_root() != 0) {
+        fprintf(stderr, "test_feed: repository root not found\n");
+        return -1;
+    }
+    const char *shared = getenv("TEST_DATABASE_URL");
+    if (shared && *shared)
+        snprintf(s_server_url, sizeof s_server_url, "%s", shared);
+    else {
+        snprintf(s_pg_dir, sizeof s_pg_dir, "/tmp/test_feed.XXXXXX");
+        if (!mkdtemp(s_pg_dir)) return -1;
+        chmod(s_pg_dir, 0755);
+        int port = PORT_FIRST;
+        while (port <= PORT_LAST && s_pg("start", port) != 0)
+            port++;
+        if (port > PORT_LAST) {
+            fprintf(stderr, "test_feed: cannot start postgres (see %s/pg.out)\n", s_pg_dir);
+            return -1;
+        }
+        snprintf(s_server_url, sizeof s_server_url, "postgresql://app@127.0.0.1:%d/app", port);
+    }
+    snprintf(s_database, sizeof s_database, "feed_unit_%d", (int)getpid());
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", s_database);
+    s_server_exec(sql);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", s_database);
+    if (s_server_exec(sql) != 0) return -1;
+    //  Same server, our database: replace the path of the URL.
+    const char *slash = strrchr(s_server_url, '/');
+    const char *query = strchr(slash, '?');
+    snprintf(s_url, sizeof s_url, "%.*s/%s%s", (int)(slash - s_server_url), s_server_url,
+             s_database, query ? query : "");
+    s_db = db_new(s_url, "feed");
+    if (!s_db) return -1;
+    char schemas[600];
+    snprintf(schemas, sizeof schemas, "%s/schemas", s_root);
+    if (db_migrate(s_db, schemas) < 0) return -1;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    db_destroy(&s_db);
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", s_database);
+    s_server_exec(sql);
+    if (*s_pg_dir) {
+        s_pg("destroy", 0);
+        char command[256];
+        snprintf(command, sizeof command, "rm -rf %s", s_pg_dir);
+        if (system(command) != 0) fprintf(stderr, "test_feed: cannot remove %s\n", s_pg_dir);
+    }
+    return 0;
+}
+
+//  ---- helpers ----------------------------------------------------------------
+
+//  Runs handler on topic with payload (stolen) as the subscriber does:
+//  inside one transaction. Asserts it succeeded.
+static void s_handle(events_handler_fn handler, const char *topic, json_t *payload)
+{
+    event_t event = {.producer = "test",
+                     .seq = ++s_seq,
+                     .topic = topic,
+                     .request_id = "",
+                     .created_ms = envelope_now_ms(),
+                     .payload = payload};
+    assert_int_equal(db_begin(s_db), 0);
+    int rc = handler(s_db, &event, &s_config);
+    assert_int_equal(rc, 0);
+    assert_true(db_in_transaction(s_db));
+    assert_int_equal(db_commit(s_db), 0);
+    json_decref(payload);
+}
+
+static const char *s_id(int64_t id)
+{
+    static char buffers[8][21];
+    static int next;
+    char *buf = buffers[next++ % 8];
+    ids_format(id, buf, 21);
+    return buf;
+}
+
+static void s_follow(int64_t follower, int64_t followee)
+{
+    s_handle(fanout_on_follow_created, "follow.created",
+             json_pack("{ssssss}", "follower_id", s_id(follower), "followee_id", s_id(followee),
+                       "created_at", "2026-11-27T10:00:00.000Z"));
+}
+
+static void s_unfollow_event(int64_t follower, int64_t followee)
+{
+    s_handle(fanout_on_follow_deleted, "follow.deleted",
+             json_pack("{ssss}", "follower_id", s_id(follower), "followee_id", s_id(followee)));
+}
+
+//  A new post by author (mentions: NULL or a JSON array, stolen). Returns its id.
+static int64_t s_post(int64_t author, json_t *mentions)
+{
+    int64_t id = ++s_next_post;
+    s_handle(fanout_on_post_created, "post.created",
+             json_pack("{sssssss[]soss}", "id", s_id(id), "author_id", s_id(author), "caption",
+                       "hi", "hashtags", "mentions", mentions ? mentions : json_array(),
+                       "created_at", "2026-11-27T10:00:00.000Z"));
+    return id;
+}
+
+static void s_delete_post(int64_t id, int64_t author)
+{
+    s_handle(fanout_on_post_deleted, "post.deleted",
+             json_pack("{sssss[]}", "id", s_id(id), "author_id", s_id(author), "hashtags"));
+}
+
+static void s_like(int64_t user, int64_t post, int64_t author, const char *at)
+{
+    s_handle(interactions_on_like_created, "like.created",
+             json_pack("{ssssssss}", "post_id", s_id(post), "post_author_id", s_id(author),
+                       "user_id", s_id(user), "created_at", at));
+}
+
+static void s_unlike(int64_t user, int64_t post, int64_t author)
+{
+    s_handle(interactions_on_like_deleted, "like.deleted",
+             json_pack("{ssssss}", "post_id", s_id(post), "post_author_id", s_id(author), "user_id",
+                       s_id(user)));
+}
+
+static void s_comment(int64_t id, int64_t user, int64_t post, int64_t author, json_t *mentions)
+{
+    s_handle(interactions_on_comment_created, "comment.created",
+             json_pack("{sssssssssssoss}", "id", s_id(id), "post_id", s_id(post), "post_author_id",
+                       s_id(author), "author_id", s_id(user), "text", "nice", "mentions",
+                       mentions ? mentions : json_array(), "created_at",
+                       "2026-11-27T11:00:00.000Z"));
+}
+
+//  The whole feed of viewer, newest first, read in pages of page_size:
+//  writes the ids into out (at most max) and returns the count.
+static int s_feed_ids(int64_t viewer, int page_size, int64_t *out, int max)
+{
+    int count = 0;
+    int64_t before = INT64_MAX;
+    for (int pages = 0; pages < 1000; pages++) {
+        PGresult *res = timeline_page(s_db, viewer, before, page_size + 1);
+        assert_non_null(res);
+        int rows = PQntuples(res);
+        for (int row = 0; row < rows && row < page_size; row++) {
+            assert_true(count < max);
+            out[count++] = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+        }
+        bool more = rows > page_size;
+        if (more) before = strtoll(PQgetvalue(res, page_size - 1, 0), NULL, 10);
+        PQclear(res);
+        if (!more) break;
+    }
+    return count;
+}
+
+static bool s_feed_has(int64_t viewer, int64_t post)
+{
+    int64_t ids[512];
+    int count = s_feed_ids(viewer, 100, ids, 512);
+    for (int i = 0; i < count; i++)
+        if (ids[i] == post) return true;
+    return false;
+}
+
+static long s_count(const char *sql)
+{
+    PGresult *res = db_query(s_db, sql, 0, NULL);
+    assert_non_null(res);
+    long value = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return value;
+}
+
+//  The first (newest) activity group of owner of type (NULL: any), as a
+//  result row in *res (caller clears); -1 when none.
+static int s_activity_find(int64_t owner, const char *type, int64_t post, PGresult **res)
+{
+    *res = activity_page(s_db, owner, INT64_MAX, INT64_MAX, 100);
+    assert_non_null(*res);
+    for (int row = 0; row < PQntuples(*res); row++)
+        if ((!type || streq(PQgetvalue(*res, row, COL_TYPE), type)) &&
+            strtoll(PQgetvalue(*res, row, COL_POST), NULL, 10) == post)
+            return row;
+    return -1;
+}
+
+static int s_activity_count(int64_t owner, const char *type, int64_t post)
+{
+    PGresult *res;
+    int row = s_activity_find(owner, type, post, &res);
+    int count = row < 0 ? -1 : atoi(PQgetvalue(res, row, COL_COUNT));
+    PQclear(res);
+    return count;
+}
+
+//  ---- timelines ---------------------------------------------------------------
+
+static void test_fanout_and_own_posts(void **state)
+{
+    s_follow(11, 10);
+    int64_t post = s_post(10, NULL);
+    assert_true(s_feed_has(10, post)); // own
+    assert_true(s_feed_has(11, post)); // follower
+    assert_false(s_feed_has(12, post));
+    //  Replays change nothing.
+    s_follow(11, 10);
+    assert_int_equal(s_count("SELECT followers FROM follower_counts WHERE user_id = 10"), 1);
+    s_handle(fanout_on_post_created, "post.created",
+             json_pack("{ssss}", "id", s_id(post), "author_id", s_id(10)));
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM timeline WHERE post_id = %s", s_id(post));
+    assert_int_equal(s_count(sql), 2);
+}
+
+static void test_backfill_unfollow_delete(void **state)
+{
+    int64_t posts[5];
+    for (int i = 0; i < 5; i++)
+        posts[i] = s_post(20, NULL);
+    s_follow(21, 20);
+    //  The newest FEED_BACKFILL (3 here) arrive, newest first.
+    int64_t ids[16];
+    int count = s_feed_ids(21, 2, ids, 16);
+    assert_int_equal(count, 3);
+    assert_true(ids[0] == posts[4] && ids[1] == posts[3] && ids[2] == posts[2]);
+
+    s_delete_post(posts[4], 20);
+    assert_false(s_feed_has(21, posts[4]));
+    assert_false(s_feed_has(20, posts[4]));
+    s_delete_post(posts[4], 20); // replay
+    s_unfollow_event(21, 20);
+    assert_int_equal(s_feed_ids(21, 10, ids, 16), 0);
+    assert_true(s_feed_has(20, posts[3]));
+    assert_int_equal(s_count("SELECT followers FROM follower_counts WHERE user_id = 20"), 0);
+    s_unfollow_event(21, 20); // replay: the count stays
+    assert_int_equal(s_count("SELECT followers FROM follower_counts WHERE user_id = 20"), 0);
+}
+
+static void test_block_both_ways(void **state)
+{
+    s_follow(31, 30);
+    s_follow(30, 31);
+    int64_t a = s_post(30, NULL), b = s_post(31, NULL);
+    assert_true(s_feed_has(31, a) && s_feed_has(30, b));
+    s_handle(fanout_on_block_created, "block.created",
+             json_pack("{ssss}", "blocker_id", s_id(30), "blocked_id", s_id(31)));
+    assert_false(s_feed_has(31, a));
+    assert_false(s_feed_has(30, b));
+    assert_true(s_feed_has(30, a) && s_feed_has(31, b));
+    assert_int_equal(s_count("SELECT count(*) FROM follows WHERE 30 IN (follower_id, followee_id)"),
+                     0);
+    s_handle(fanout_on_block_deleted, "block.deleted",
+             json_pack("{ssss}", "blocker_id", s_id(30), "blocked_id", s_id(31)));
+    assert_int_equal(s_count("SELECT count(*) FROM blocks WHERE blocker_id = 30"), 0);
+}
+
+static void test_celebrity_merged_at_read(void **state)
+{
+    //  Threshold 2: 40 has 3 followers, 41 has 1.
+    s_follow(42, 40);
+    s_follow(43, 40);
+    s_follow(44, 40);
+    s_follow(42, 41);
+    int64_t p1 = s_post(41, NULL);
+    int64_t p2 = s_post(40, NULL); // not fanned out
+    int64_t p3 = s_post(41, NULL);
+    int64_t p4 = s_post(40, NULL);
+    assert_int_equal(s_count("SELECT count(*) FROM timeline WHERE author_id = 40"), 2); // own only
+    assert_int_equal(s_count("SELECT count(*) FROM posts WHERE author_id = 40 AND fanned_out"), 0);
+    int64_t ids[16];
+    int count = s_feed_ids(42, 1, ids, 16); // one per page: the merge across pages
+    assert_int_equal(count, 4);
+    assert_true(ids[0] == p4 && ids[1] == p3 && ids[2] == p2 && ids[3] == p1);
+    count = s_feed_ids(43, 10, ids, 16);
+    assert_int_equal(count, 2);
+    assert_true(ids[0] == p4 && ids[1] == p2);
+    assert_true(s_feed_has(40, p4)); // the author's own timeline has them
+    //  Unfollow stops the merge; delete removes it from the author's own.
+    s_unfollow_event(43, 40);
+    assert_false(s_feed_has(43, p4));
+    s_delete_post(p4, 40);
+    assert_false(s_feed_has(40, p4));
+    assert_false(s_feed_has(42, p4));
+}
+
+static void test_trim_and_deep_pages(void **state)
+{
+    feed_t saved = s_config;
+    s_config.timeline_max = 100; // the minimum main() allows
+    s_follow(51, 50);
+    s_follow(51, 52);
+    int64_t posts[260];
+    for (int i = 0; i < 260; i++)
+        posts[i] = s_post(i % 3 == 0 ? 52 : 50, NULL);
+    assert_int_equal(s_trim_user(s_db, &s_config, 51), 0);
+    assert_int_equal(s_count("SELECT count(*) FROM timeline WHERE user_id = 51"), 100);
+    assert_true(s_count("SELECT count(*) FROM timeline_floor WHERE user_id = 51") == 1);
+    //  Every post still comes, in order, across the floor, page after page.
+    int64_t ids[300];
+    int count = s_feed_ids(51, 7, ids, 300);
+    assert_int_equal(count, 260);
+    for (int i = 0; i < 260; i++)
+        assert_true(ids[i] == posts[259 - i]);
+    s_config = saved;
+}
+
+static void test_user_deleted(void **state)
+{
+    s_follow(61, 60);
+    s_follow(60, 62);
+    int64_t post = s_post(60, NULL);
+    s_post(62, NULL);
+    s_like(61, post, 60, "2026-11-27T12:00:00.000Z");
+    s_handle(fanout_on_user_deleted, "user.deleted",
+             json_pack("{ssss}", "id", s_id(60), "username", "sixty"));
+    assert_false(s_feed_has(61, post));
+    assert_int_equal(s_count("SELECT count(*) FROM timeline WHERE user_id = 60"), 0);
+    assert_int_equal(s_count("SELECT count(*) FROM follows WHERE 60 IN (follower_id,followee_id)"),
+                     0);
+    assert_int_equal(s_count("SELECT followers FROM follower_counts WHERE user_id = 62"), 0);
+    assert_int_equal(s_count("SELECT count(*) FROM activity_groups WHERE owner_id = 60"), 0);
+    assert_int_equal(s_count("SELECT count(*) FROM my_likes WHERE user_id = 61"), 0);
+    //  Late events about the deleted user are ignored.
+    s_follow(61, 60);
+    s_post(60, NULL);
+    assert_int_equal(s_count("SELECT count(*) FROM follows WHERE followee_id = 60"), 0);
+    assert_int_equal(s_count("SELECT count(*) FROM posts WHERE author_id = 60"), 0);
+}
+
+//  ---- activity -------------------------------------------------------------------
+
+static void test_activity_likes_grouped(void **state)
+{
+    int64_t post = s_post(70, NULL);
+    s_like(71, post, 70, "2026-11-27T12:00:00.000Z");
+    s_like(72, post, 70, "2026-11-27T12:01:00.000Z");
+    s_like(73, post, 70, "2026-11-27T12:02:00.000Z");
+    s_like(73, post, 70, "2026-11-27T12:02:00.000Z"); // replay
+    s_like(70, post, 70, "2026-11-27T12:03:00.000Z"); // own: nothing
+    PGresult *res;
+    int row = s_activity_find(70, "like", post, &res);
+    assert_true(row >= 0);
+    assert_int_equal(PQntuples(res), 1);
+    assert_string_equal(PQgetvalue(res, row, COL_COUNT), "3");
+    assert_string_equal(PQgetvalue(res, row, COL_ACTORS), "73,72,71");
+    char latest[32];
+    feed_format_time(strtoll(PQgetvalue(res, row, COL_LATEST), NULL, 10), latest, sizeof latest);
+    assert_string_equal(latest, "2026-11-27T12:02:00.000Z");
+    PQclear(res);
+
+    s_like(74, post, 70, "2026-11-27T12:04:00.000Z");
+    row = s_activity_find(70, "like", post, &res);
+    assert_string_equal(PQgetvalue(res, row, COL_COUNT), "4");
+    assert_string_equal(PQgetvalue(res, row, COL_ACTORS), "74,73,72"); // up to 3
+    PQclear(res);
+
+    //  An unlike removes the actor and moves latest_at back.
+    s_unlike(74, post, 70);
+    s_unlike(74, post, 70); // replay
+    row = s_activity_find(70, "like", post, &res);
+    assert_string_equal(PQgetvalue(res, row, COL_COUNT), "3");
+    assert_string_equal(PQgetvalue(res, row, COL_ACTORS), "73,72,71");
+    feed_format_time(strtoll(PQgetvalue(res, row, COL_LATEST), NULL, 10), latest, sizeof latest);
+    assert_string_equal(latest, "2026-11-27T12:02:00.000Z");
+    PQclear(res);
+    s_unlike(71, post, 70);
+    s_unlike(72, post, 70);
+    s_unlike(73, post, 70);
+    assert_int_equal(s_activity_count(70, "like", post), -1);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM my_likes WHERE post_id = %s", s_id(post));
+    assert_int_equal(s_count(sql), 1); // the author's own like is an interaction still
+
+    //  Another day is another group.
+    s_like(71, post, 70, "2026-11-27T12:00:00.000Z");
+    s_like(72, post, 70, "2026-11-28T12:00:00.000Z");
+    res = activity_page(s_db, 70, INT64_MAX, INT64_MAX, 10);
+    assert_int_equal(PQntuples(res), 2);
+    assert_string_equal(PQgetvalue(res, 0, COL_ACTORS), "72");
+    PQclear(res);
+    //  A deleted post takes its activity and the likes with it.
+    s_delete_post(post, 70);
+    res = activity_page(s_db, 70, INT64_MAX, INT64_MAX, 10);
+    assert_int_equal(PQntuples(res), 0);
+    PQclear(res);
+}
+
+static void test_activity_comments_and_mentions(void **state)
+{
+    int64_t post = s_post(80, json_pack("[ss]", s_id(82), s_id(80)));
+    assert_int_equal(s_activity_count(82, "mention", post), 1);
+    assert_int_equal(s_activity_count(80, "mention", post), -1); // self-mention
+    s_comment(900001, 81, post, 80, json_pack("[s]", s_id(83)));
+    s_comment(900002, 81, post, 80, NULL);
+    s_comment(900002, 81, post, 80, NULL); // replay
+    s_comment(900003, 80, post, 80, NULL); // own
+    assert_int_equal(s_activity_count(80, "comment", post), 1);
+    assert_int_equal(s_activity_count(83, "mention", post), 1);
+    assert_int_equal(s_count("SELECT count(*) FROM my_comments WHERE author_id = 81"), 2);
+    s_handle(interactions_on_comment_deleted, "comment.deleted",
+             json_pack("{ssssssss}", "id", s_id(900001), "post_id", s_id(post), "post_author_id",
+                       s_id(80), "author_id", s_id(81)));
+    assert_int_equal(s_activity_count(80, "comment", post), 1); // 81's other comment
+    assert_int_equal(s_activity_count(83, "mention", post), -1);
+    s_handle(interactions_on_comment_deleted, "comment.deleted",
+             json_pack("{ssssssss}", "id", s_id(900002), "post_id", s_id(post), "post_author_id",
+                       s_id(80), "author_id", s_id(81)));
+    assert_int_equal(s_activity_count(80, "comment", post), -1);
+    assert_int_equal(s_count("SELECT count(*) FROM my_comments WHERE author_id = 81"), 0);
+    //  An edit that drops a mention drops its activity.
+    s_handle(fanout_on_post_updated, "post.updated",
+             json_pack("{sssssss[s]}", "id", s_id(post), "author_id", s_id(80), "caption", "x",
+                       "mentions", s_id(84)));
+    assert_int_equal(s_activity_count(82, "mention", post), -1);
+    assert_int_equal(s_activity_count(84, "mention", post), 1);
+}
+
+static void test_activity_follows_and_blocks(void **state)
+{
+    s_handle(fanout_on_follow_requested, "follow.requested",
+             json_pack("{ssssss}", "follower_id", s_id(91), "followee_id", s_id(90), "created_at",
+                       "2026-11-27T09:00:00.000Z"));
+    s_handle(fanout_on_follow_requested, "follow.requested",
+             json_pack("{ssssss}", "follower_id", s_id(92), "followee_id", s_id(90), "created_at",
+                       "2026-11-27T09:00:01.000Z"));
+    assert_int_equal(s_activity_count(90, "follow_request", 0), 2);
+    s_handle(fanout_on_follow_request_deleted, "follow.request_deleted",
+             json_pack("{ssss}", "follower_id", s_id(92), "followee_id", s_id(90)));
+    assert_int_equal(s_activity_count(90, "follow_request", 0), 1);
+    s_follow(91, 90); // approval
+    assert_int_equal(s_activity_count(90, "follow_request", 0), -1);
+    assert_int_equal(s_activity_count(90, "follow", 0), 1);
+
+    //  A block removes what each did to the other, and keeps new activity out.
+    int64_t post = s_post(90, NULL);
+    s_like(91, post, 90, "2026-11-27T12:00:00.000Z");
+    s_like(93, post, 90, "2026-11-27T12:00:00.000Z");
+    s_handle(fanout_on_block_created, "block.created",
+             json_pack("{ssss}", "blocker_id", s_id(90), "blocked_id", s_id(91)));
+    assert_int_equal(s_activity_count(90, "like", post), 1);
+    assert_int_equal(s_activity_count(90, "follow", 0), -1);
+    s_like(91, post, 90, "2026-11-27T12:00:00.000Z");
+    assert_int_equal(s_activity_count(90, "like", post), 1);
+}
+
+static void test_activity_pages(void **state)
+{
+    //  25 groups (likes on 25 posts), read 10 at a time.
+    char at[32];
+    int64_t posts[25];
+    for (int i = 0; i < 25; i++) {
+        posts[i] = s_post(100, NULL);
+        snprintf(at, sizeof at, "2026-11-27T12:%02d:00.000Z", i);
+        s_like(101, posts[i], 100, at);
+    }
+    int seen = 0;
+    int64_t before_ms = INT64_MAX, before_id = INT64_MAX;
+    for (int page = 0; page < 5; page++) {
+        PGresult *res = activity_page(s_db, 100, before_ms, before_id, 11);
+        int rows = PQntuples(res);
+        for (int row = 0; row < rows && row < 10; row++) {
+            assert_int_equal(strtoll(PQgetvalue(res, row, COL_POST), NULL, 10), posts[24 - seen]);
+            seen++;
+        }
+        bool more = rows > 10;
+        if (more) {
+            before_ms = strtoll(PQgetvalue(res, 9, COL_LATEST), NULL, 10);
+            before_id = strtoll(PQgetvalue(res, 9, COL_ID), NULL, 10);
+        }
+        PQclear(res);
+        if (!more) break;
+    }
+    assert_int_equal(seen, 25);
+}
+
+//  ---- methods ----------------------------------------------------------------------
+
+static const service_method_t s_methods[] = {
+    {"timeline.get", timeline_get},
+    {"activity.list", activity_list},
+    {"interactions.list", interactions_list},
+    {NULL, NULL},
+};
+
+//  Dispatches method as viewer with args (stolen); returns the reply.
+static json_t *s_dispatch(const char *method, int64_t viewer, json_t *args)
+{
+    service_def_t def = {.name = "feed", .methods = s_methods, .state = &s_config};
+    envelope_request_t request = {.v = 1, .viewer_id = viewer, .args = args};
+    request.deadline_ms = envelope_now_ms() + 2000;
+    snprintf(request.method, sizeof request.method, "%s", method);
+    call_t call = {.request = &request,
+                   .args = request.args,
+                   .viewer_id = viewer,
+                   .db = s_db,
+                   .state = &s_config};
+    json_t *reply = service_dispatch(&def, &call);
+    envelope_request_clear(&request);
+    return reply;
+}
+
+static void s_expect_invalid(const char *method, json_t *args, const char *field)
+{
+    json_t *reply = s_dispatch(method, 5, args);
+    assert_int_equal(reply_status(reply), 400);
+    assert_string_equal(reply_error_code(reply), "invalid");
+    json_t *fields = json_object_get(json_object_get(reply, "error"), "fields");
+    if (!json_object_get(fields, field)) fprintf(stderr, "expected field %s\n", field);
+    assert_non_null(json_object_get(fields, field));
+    json_decref(reply);
+}
+
+static void test_method_arguments(void **state)
+{
+    static const char *const methods[] = {"timeline.get", "activity.list", "interactions.list",
+                                          NULL};
+    for (size_t i = 0; methods[i]; i++) {
+        json_t *reply = s_dispatch(methods[i], 0, json_object());
+        assert_int_equal(reply_status(reply), 401);
+        json_decref(reply);
+        s_expect_invalid(methods[i], json_pack("{ss}", "limit", "0"), "limit");
+        s_expect_invalid(methods[i], json_pack("{ss}", "limit", "-3"), "limit");
+        s_expect_invalid(methods[i], json_pack("{ss}", "limit", "ten"), "limit");
+        s_expect_invalid(methods[i], json_pack("{ss}", "cursor", "not-a-cursor"), "cursor");
+        char forged[CURSOR_TEXT_MAX];
+        cursor_encode(5, 0, forged);
+        forged[3] = forged[3] == 'A' ? 'B' : 'A';
+        s_expect_invalid(methods[i], json_pack("{ss}", "cursor", forged), "cursor");
+    }
+    s_expect_invalid("interactions.list", json_pack("{ss}", "type", "bad"), "type");
+    s_expect_invalid("interactions.list", json_pack("{ss}", "type", ""), "type");
+    s_expect_invalid("interactions.list", json_pack("{si}", "type", 1), "type");
+    //  Empty pages answer without calling another service.
+    json_t *reply = s_dispatch("timeline.get", 999, json_object());
+    assert_int_equal(reply_status(reply), 200);
+    assert_int_equal(json_array_size(json_object_get(reply_body(reply), "items")), 0);
+    assert_true(json_is_null(json_object_get(reply_body(reply), "next_cursor")));
+    json_decref(reply);
+    reply = s_dispatch("interactions.list", 999, json_pack("{ss}", "type", "comments"));
+    assert_int_equal(reply_status(reply), 200);
+    json_decref(reply);
+    reply = s_dispatch("activity.list", 999, json_pack("{ss}", "limit", "500"));
+    assert_int_equal(reply_status(reply), 200);
+    json_decref(reply);
+}
+
+static void test_times(void **state)
+{
+    event_t event = {.created_ms = 42};
+    json_t *payload = json_pack("{ssssss}", "a", "2026-11-27T20:11:53.123Z", "b",
+                                "2026-11-27T20:11:53Z", "c", "yesterday");
+    event.payload = payload;
+    char text[32];
+    int64_t ms = feed_payload_time_ms(&event, "a");
+    feed_format_time(ms, text, sizeof text);
+    assert_string_equal(text, "2026-11-27T20:11:53.123Z");
+    assert_int_equal(feed_payload_time_ms(&event, "b") % 1000, 0);
+    assert_int_equal(feed_payload_time_ms(&event, "c"), 42);
+    assert_int_equal(feed_payload_time_ms(&event, "missing"), 42);
+    json_decref(payload);
+    feed_ids_t ids;
+    feed_ids_init(&ids);
+    assert_string_equal(feed_ids_literal(&ids), "{}");
+    for (int i = 1; i <= 200; i++)
+        feed_ids_add(&ids, i);
+    assert_int_equal(ids.count, 200);
+    assert_true(strncmp(feed_ids_literal(&ids), "{1,2,3,", 7) == 0);
+    assert_true(strstr(feed_ids_literal(&ids), ",200}") != NULL);
+    feed_ids_free(&ids);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_times),
+        cmocka_unit_test(test_fanout_and_own_posts),
+        cmocka_unit_test(test_backfill_unfollow_delete),
+        cmocka_unit_test(test_block_both_ways),
+        cmocka_unit_test(test_celebrity_merged_at_read),
+        cmocka_unit_test(test_trim_and_deep_pages),
+        cmocka_unit_test(test_user_deleted),
+        cmocka_unit_test(test_activity_likes_grouped),
+        cmocka_unit_test(test_activity_comments_and_mentions),
+        cmocka_unit_test(test_activity_follows_and_blocks),
+        cmocka_unit_test(test_activity_pages),
+        cmocka_unit_test(test_method_arguments),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown) ? 1 : 0;
+}
