@@ -16,6 +16,13 @@
 #      GET /healthz first, the gateway's own ceiling in the same run;
 #   4. measures the time from POST /posts to the post in a follower's feed,
 #      and each process's peak RSS (VmHWM);
+#   4b. with BENCH_SEARCH_SCALE=1, search at scale: seeds BENCH_SEARCH_USERS
+#      (100000) users and BENCH_SEARCH_POSTS (1000000) posts straight into the
+#      search schema (search.seed; the search service gets SEARCH_SEED_ENABLED=1)
+#      and measures user, post and hashtag search at the service, through the
+#      broker (tools/search_bench.c: BENCH_SEARCH_QUERIES (2000) queries per
+#      kind from BENCH_SEARCH_THREADS (2) threads); with BENCH_URL, give
+#      BENCH_BROKER_URL too;
 #   5. prints the table and writes docs/benchmarks.md (BENCH_WRITE=0 skips).
 set -euo pipefail
 
@@ -23,6 +30,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 : "${BENCH_PORT:=18080}" "${BENCH_SCALE:=small}" "${BENCH_CONNECTIONS:=32}" "${BENCH_THREADS:=2}"
 : "${BENCH_DURATION:=10s}" "${BENCH_WARMUP:=3s}" "${BENCH_TOKENS:=200}" "${BENCH_WRITE:=1}"
+: "${BENCH_SEARCH_SCALE:=0}" "${BENCH_SEARCH_USERS:=100000}" "${BENCH_SEARCH_POSTS:=1000000}"
+: "${BENCH_SEARCH_QUERIES:=2000}" "${BENCH_SEARCH_THREADS:=2}"
+# Only the bench's own system lets search.seed write (the search service reads it).
+[ "$BENCH_SEARCH_SCALE" = 1 ] && export SEARCH_SEED_ENABLED=1
 OUT="$ROOT/build/bench"
 VAR="$ROOT/build/bench-var"
 mkdir -p "$OUT"
@@ -88,7 +99,7 @@ run_scenario() { # name, label, method+path for the probe
   local script=(-s bench/lua/scenario.lua "$URL" -- "$name" "$OUT" "$JPEG")
   [ "$name" = healthz ] && script=("$URL/healthz")
   wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_WARMUP" "${script[@]}" >/dev/null 2>&1 || true
-  wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_DURATION" --latency "${script[@]}" >"$log" 2>&1 || true
+  wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_DURATION" --timeout 10s --latency "${script[@]}" >"$log" 2>&1 || true
   rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$log")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$log")")
   p90=$(to_ms "$(awk '$1 == "90%" {print $2}' "$log")")
@@ -127,6 +138,52 @@ FEEDLAG="not measured (needs the feed and media services)"
 if [ ${#IMAGE_ARGS[@]} -gt 0 ] && available GET /api/v1/feed; then
   line=$("$SEED" --url "$URL" --out "$OUT" --users $USERS --samples 50 "${IMAGE_ARGS[@]}" feedlag 2>/dev/null || true)
   FEEDLAG=$(echo "$line" | sed -E 's/feedlag samples=([0-9]+) p50_ms=([0-9.]+) p99_ms=([0-9.]+)/p50 \2 ms, p99 \3 ms over \1 posts/')
+fi
+
+SEARCH_ROWS=()
+SEARCH_NOTE="not measured (\`BENCH_SEARCH_SCALE=1 make bench\` measures it)."
+if [ "$BENCH_SEARCH_SCALE" = 1 ]; then
+  broker=${BENCH_BROKER_URL:-}
+  [ -z "$broker" ] && [ $started -eq 1 ] && broker="tcp://127.0.0.1:$((BENCH_PORT + 20))"
+  if [ -z "$broker" ]; then
+    SEARCH_NOTE="not measured (BENCH_URL is set: BENCH_BROKER_URL must name its broker)."
+  else
+    echo "bench: search at scale ($BENCH_SEARCH_USERS users, $BENCH_SEARCH_POSTS posts)"
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    "$ROOT/build/bin/search_bench" --broker "$broker" --users "$BENCH_SEARCH_USERS" \
+      --posts "$BENCH_SEARCH_POSTS" --queries "$BENCH_SEARCH_QUERIES" \
+      --threads "$BENCH_SEARCH_THREADS" --kinds all >"$OUT/search-scale.txt" 2>&1 || true
+    load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+    cat "$OUT/search-scale.txt"
+    # "search_bench kind=K queries=N errors=E p50_ms=… p90_ms=… p99_ms=… max_ms=… qps=…"
+    while read -r row; do SEARCH_ROWS+=("$row"); done < <(awk '
+      $1 == "search_bench" && $2 ~ /^kind=/ {
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        label = v["kind"]; target = "-"
+        if (label == "users_prefix") { label = "user search, prefix (`search.users`)"; target = 20 }
+        else if (label == "users_typo") { label = "user search, typo (`search.users`)"; target = 20 }
+        else if (label == "posts") { label = "post search (`search.posts`)"; target = 50 }
+        else if (label == "hashtags") { label = "hashtag prefix (`search.hashtags`)"; target = 20 }
+        else if (label == "tag_posts") label = "tag page (`hashtags.posts`)"
+        else if (label == "explore") label = "explore (`explore.posts`)"
+        else if (label == "explore_users") label = "suggested accounts (`explore.users`)"
+        met = target == "-" ? "-" : (v["errors"] == 0 && v["p99_ms"] + 0 < target ? "yes" : "no")
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, v["p50_ms"], v["p90_ms"],
+          v["p99_ms"], v["max_ms"], v["qps"], v["errors"], target, met
+      }' "$OUT/search-scale.txt")
+    seed_line=$(grep '^search_bench seed ' "$OUT/search-scale.txt" || true)
+    if [ ${#SEARCH_ROWS[@]} -gt 0 ]; then
+      # "search_bench seed users=U posts=P follows=F hashtags=H seeded=yes|no seconds=S"
+      SEARCH_NOTE=$(echo "$seed_line" | awk '{
+        for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        how = v["seeded"] == "yes" ? "written by search.seed in " v["seconds"] " s" : "seeded earlier"
+        printf "%s users, %s posts, %s follows and %s hashtags in the search schema (%s)",
+          v["users"], v["posts"], v["follows"], v["hashtags"], how }')
+      SEARCH_NOTE="$SEARCH_NOTE; $BENCH_SEARCH_QUERIES queries per kind (after a warm-up) from $BENCH_SEARCH_THREADS threads through the broker, at the service (no gateway); load average $load_before before, $load_after after."
+    else
+      SEARCH_NOTE="failed (see build/bench/search-scale.txt)."
+    fi
+  fi
 fi
 
 RSS=()
@@ -170,6 +227,16 @@ REPORT="$OUT/benchmarks.md"
   echo
   echo "Post to follower's feed: $FEEDLAG."
   echo
+  echo "Search at scale (\`tools/search_bench.c\`): $SEARCH_NOTE"
+  if [ ${#SEARCH_ROWS[@]} -gt 0 ]; then
+    echo "The seeded accounts and posts exist only in search's projections, so the one"
+    echo "batch call of a page (media \`posts.batch\`, identity \`users.batch\`) hydrates nothing."
+    echo
+    echo "| query | p50 ms | p90 ms | p99 ms | max ms | q/s | errors | target p99 ms | met |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    printf '%s\n' "${SEARCH_ROWS[@]}"
+  fi
+  echo
   if [ ${#RSS[@]} -gt 0 ]; then
     echo "Peak RSS per process (VmHWM): $(IFS=,; echo "${RSS[*]}" | sed 's/,/, /g')."
   fi
@@ -179,5 +246,8 @@ if [ "$BENCH_WRITE" = 1 ]; then
   # Keep the hand-written notes below the generated part of docs/benchmarks.md.
   notes=""
   [ -f docs/benchmarks.md ] && notes=$(sed -n '/^## Notes/,$p' docs/benchmarks.md)
-  { cat "$REPORT"; [ -n "$notes" ] && { echo; echo "$notes"; }; } >docs/benchmarks.md
+  {
+    cat "$REPORT"
+    if [ -n "$notes" ]; then echo; echo "$notes"; fi
+  } >docs/benchmarks.md
 fi

@@ -141,11 +141,14 @@ int args_limit(const json_t *args, int *out, json_t *fields)
     } else if (json_is_string(value)) {
         const char *text = json_string_value(value);
         size_t length = json_string_length(value);
-        if (length == 0 || length > 18 || strspn(text, "0123456789") != length) {
+        if (length == 0 || strspn(text, "0123456789") != length) {
             s_flag(fields, "limit", "must be a positive integer");
             return -1;
         }
-        limit = strtoll(text, NULL, 10);
+        //  Any positive integer above 100 is clamped (API.md), however
+        //  many digits it has: past 18 significant ones it cannot be small.
+        size_t zeros = strspn(text, "0");
+        limit = length - zeros > 18 ? 101 : strtoll(text, NULL, 10);
     } else {
         s_flag(fields, "limit", "must be a positive integer");
         return -1;

@@ -30,11 +30,17 @@ int token_secret_ok(const char *secret)
 
 char *token_issue(const char *secret, int64_t user_id, int ttl_seconds)
 {
-    if (!token_secret_ok(secret) || user_id <= 0 || ttl_seconds <= 0) return NULL;
+    return token_issue_session(secret, user_id, 0, ttl_seconds);
+}
+
+char *token_issue_session(const char *secret, int64_t user_id, int64_t session_id, int ttl_seconds)
+{
+    if (!token_secret_ok(secret) || user_id <= 0 || ttl_seconds <= 0 || session_id < 0) return NULL;
     if (sodium_init() < 0) return NULL;
 
-    char sub[32];
+    char sub[32], sid[32];
     ids_format(user_id, sub, sizeof sub);
+    ids_format(session_id, sid, sizeof sid);
     unsigned char random[16];
     randombytes_buf(random, sizeof random);
     char jti[2 * sizeof random + 1];
@@ -47,6 +53,7 @@ char *token_issue(const char *secret, int64_t user_id, int ttl_seconds)
     if (jwt_add_grant(jwt, "sub", sub) == 0 && jwt_add_grant_int(jwt, "iat", now) == 0 &&
         jwt_add_grant_int(jwt, "exp", now + ttl_seconds) == 0 &&
         jwt_add_grant(jwt, "jti", jti) == 0 &&
+        (session_id == 0 || jwt_add_grant(jwt, "sid", sid) == 0) &&
         jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) == 0)
         text = jwt_encode_str(jwt);
     jwt_free(jwt);
@@ -79,6 +86,12 @@ static bool s_int_claim(const json_t *claims, const char *name, json_int_t *out)
 
 int token_verify(const char *secret, const char *token, int64_t now_s, int64_t *user_id_out)
 {
+    return token_verify_session(secret, token, now_s, user_id_out, NULL);
+}
+
+int token_verify_session(const char *secret, const char *token, int64_t now_s, int64_t *user_id_out,
+                         int64_t *session_id_out)
+{
     if (!token_secret_ok(secret) || !token) return -1;
     size_t length = strnlen(token, TOKEN_MAX_BYTES + 1);
     if (length == 0 || length > TOKEN_MAX_BYTES || !s_well_formed(token, length)) return -1;
@@ -105,8 +118,14 @@ int token_verify(const char *secret, const char *token, int64_t now_s, int64_t *
     const char *sub = json_string_value(json_object_get(claims, "sub"));
     int64_t user_id = 0;
     if (!sub || !ids_parse(sub, &user_id) || user_id <= 0) goto cleanup;
+    const json_t *sid_claim = json_object_get(claims, "sid");
+    int64_t session_id = 0;
+    if (sid_claim && (!json_is_string(sid_claim) ||
+                      !ids_parse(json_string_value(sid_claim), &session_id) || session_id <= 0))
+        goto cleanup;
 
     if (user_id_out) *user_id_out = user_id;
+    if (session_id_out) *session_id_out = session_id;
     rc = 0;
 
 cleanup:

@@ -13,7 +13,14 @@
 auth_result_t auth_viewer(const char *authorization, const char *secret, int64_t now_s,
                           int64_t *viewer_out)
 {
+    return auth_viewer_session(authorization, secret, now_s, viewer_out, NULL);
+}
+
+auth_result_t auth_viewer_session(const char *authorization, const char *secret, int64_t now_s,
+                                  int64_t *viewer_out, int64_t *session_out)
+{
     *viewer_out = 0;
+    if (session_out) *session_out = 0;
     if (!authorization) return AUTH_ANONYMOUS;
     const char *p = authorization;
     while (*p == ' ' || *p == '\t')
@@ -31,8 +38,9 @@ auth_result_t auth_viewer(const char *authorization, const char *secret, int64_t
     if (length == 0 || length > TOKEN_MAX_BYTES) return AUTH_INVALID;
     memcpy(token, p, length);
     token[length] = '\0';
-    int64_t viewer = 0;
-    if (token_verify(secret, token, now_s, &viewer) != 0) return AUTH_INVALID;
+    int64_t viewer = 0, session = 0;
+    if (token_verify_session(secret, token, now_s, &viewer, &session) != 0) return AUTH_INVALID;
     *viewer_out = viewer;
+    if (session_out) *session_out = session;
     return AUTH_VALID;
 }

@@ -17,5 +17,9 @@ typedef enum {
 
 auth_result_t auth_viewer(const char *authorization, const char *secret, int64_t now_s,
                           int64_t *viewer_out);
+//  auth_viewer() that also gives the token's session (its "sid" claim, 0
+//  when it has none) in *session_out (may be NULL).
+auth_result_t auth_viewer_session(const char *authorization, const char *secret, int64_t now_s,
+                                  int64_t *viewer_out, int64_t *session_out);
 
 #endif

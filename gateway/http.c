@@ -16,7 +16,9 @@
       read (413) -> JSON (400) -> query (400) -> rpc_call -> reply.
     Arguments: the body object's fields, then query parameters, then path
     parameters, each overriding the one before (the URL wins), then the
-    Idempotency-Key header as args.idempotency_key. Upload routes
+    Idempotency-Key header as args.idempotency_key and the token's session
+    as args.session_id. GET /api/v1/stream without a WebSocket upgrade is
+    426. Upload routes
     (ROUTE_MULTIPART*) skip the JSON body steps and go to upload.c with
     those args.
 */
@@ -32,6 +34,7 @@
 #include "rpc.h"
 #include "static.h"
 #include "upload.h"
+#include "ws.h"
 
 #include <czmq.h>
 #include <limits.h>
@@ -43,6 +46,7 @@
 #include <time.h>
 
 #define MAX_QUERY_PARAMS 64
+#define ERR_UPGRADE_REQUIRED "upgrade_required" // 426, only here: not a service's answer
 #define RATELIMIT_MAX_KEYS 16384
 //  A refused body up to this size is read and dropped before the 413 goes
 //  out: closing a socket with unread input makes the kernel send a reset,
@@ -440,6 +444,24 @@ static void s_handle_api(http_request_t *request, const char *path)
     char *body = NULL;
     size_t body_size = 0;
 
+    //  The stream path reaches this handler only without a WebSocket
+    //  upgrade (civetweb's WebSocket handler takes those, ws.c): tell the
+    //  client what is missing rather than 404.
+    if (strcmp(path, WS_PATH) == 0) {
+        request->route = WS_PATH;
+        const char *method = info->request_method;
+        if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+            const char *headers[] = {"Upgrade", "websocket", NULL};
+            http_send_error(request, 426, ERR_UPGRADE_REQUIRED,
+                            "open this path as a WebSocket (Upgrade: websocket)", NULL, headers);
+        } else {
+            const char *headers[] = {"Allow", "GET", NULL};
+            http_send_error(request, 405, ERR_METHOD_NOT_ALLOWED, "method not allowed here", NULL,
+                            headers);
+        }
+        return;
+    }
+
     route_match_result_t found =
         routes_match(self->routes, self->route_count, info->request_method, path, &match);
     if (found == ROUTE_MATCH_NOT_FOUND) {
@@ -465,10 +487,11 @@ static void s_handle_api(http_request_t *request, const char *path)
     }
 
     //  Who is asking.
-    int64_t viewer_id = 0;
+    int64_t viewer_id = 0, session_id = 0;
     if (route->auth != ROUTE_AUTH_NONE) {
-        auth_result_t auth = auth_viewer(mg_get_header(conn, "Authorization"), self->jwt_secret,
-                                         (int64_t)time(NULL), &viewer_id);
+        auth_result_t auth =
+            auth_viewer_session(mg_get_header(conn, "Authorization"), self->jwt_secret,
+                                (int64_t)time(NULL), &viewer_id, &session_id);
         if (auth == AUTH_INVALID) {
             const char *headers[] = {"WWW-Authenticate", "Bearer error=\"invalid_token\"", NULL};
             http_send_error(request, 401, ERR_UNAUTHENTICATED,
@@ -555,6 +578,15 @@ static void s_handle_api(http_request_t *request, const char *path)
             goto cleanup;
         }
         json_object_set_new(args, "idempotency_key", key);
+    }
+    //  args.session_id: the session the access token was issued for (its
+    //  sid claim), so identity me.password can keep the caller's session;
+    //  like idempotency_key, only the gateway sets it.
+    json_object_del(args, "session_id");
+    if (session_id > 0) {
+        char session_text[24];
+        snprintf(session_text, sizeof session_text, "%lld", (long long)session_id);
+        json_object_set_new(args, "session_id", json_string(session_text));
     }
     if (multipart) {
         upload_handle(request, route, viewer_id, args);

@@ -329,21 +329,26 @@ static json_t *s_decoded_string(const char *src, size_t length, bool plus_is_spa
 //  ---------------------------------------------------------------------
 //  Matching
 
-static void s_allow_add(char *allow, const route_t *route)
+static void s_allow_add_method(char *allow, const char *method, size_t length)
 {
-    size_t length = s_method_length(route);
     //  Already listed? Entries are separated by ", ".
     const char *p = allow;
     while (*p) {
         const char *end = strstr(p, ", ");
         size_t entry = end ? (size_t)(end - p) : strlen(p);
-        if (entry == length && memcmp(p, route->spec, length) == 0) return;
+        if (entry == length && memcmp(p, method, length) == 0) return;
         p += entry;
         if (*p) p += 2;
     }
     size_t used = strlen(allow);
-    snprintf(allow + used, ROUTE_ALLOW_MAX - used, "%s%.*s", used ? ", " : "", (int)length,
-             route->spec);
+    snprintf(allow + used, ROUTE_ALLOW_MAX - used, "%s%.*s", used ? ", " : "", (int)length, method);
+}
+
+//  A GET row also serves HEAD (RFC 9110 9.3.2), so Allow lists both.
+static void s_allow_add(char *allow, const route_t *route)
+{
+    s_allow_add_method(allow, route->spec, s_method_length(route));
+    if (s_method_is(route, "GET")) s_allow_add_method(allow, "HEAD", 4);
 }
 
 static int s_extract_params(const route_t *route, const char *path, json_t *params, char *bad_param)
@@ -375,12 +380,15 @@ route_match_result_t routes_match(const route_t *table, size_t count, const char
     const route_t *best = NULL;
     int best_literals = -1;
     bool path_known = false;
+    //  HEAD is GET without the body (http_send drops it): it runs the GET row.
+    bool head = strcmp(method, "HEAD") == 0;
     for (size_t i = 0; i < count; i++) {
         int literals;
         if (!s_path_matches(route_pattern(&table[i]), path, &literals)) continue;
         path_known = true;
         s_allow_add(match->allow, &table[i]);
-        if (s_method_is(&table[i], method) && literals > best_literals) {
+        bool runs = s_method_is(&table[i], method) || (head && s_method_is(&table[i], "GET"));
+        if (runs && literals > best_literals) {
             best = &table[i];
             best_literals = literals;
         }

@@ -18,7 +18,8 @@
     When several rows match a path, the one with the most literal segments
     wins ("/me/saved" beats "/{x}/saved"); on a tie the first row wins.
     A path some rows match but none for this method is 405, with the union
-    of their methods for the Allow header.
+    of their methods for the Allow header. HEAD runs a path's GET row (the
+    response goes out without its body), and Allow lists HEAD beside GET.
 
     Auth: NONE ignores any Authorization header (viewer_id 0); OPTIONAL
     gives viewer_id 0 without a token but 401 for a bad one; REQUIRED is 401

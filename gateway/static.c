@@ -143,12 +143,12 @@ void static_serve(http_request_t *request, const char *root, const char *path)
         fd = s_open_inside(root, decoded, &st, resolved);
         if (fd >= 0) {
             cache_control = static_cache_control(resolved + strlen(root));
-        } else {
-            //  A client-side route ("/u/ann") gets the app; a missing
-            //  asset ("/app.js") is a 404.
-            const char *base = strrchr(decoded, '/');
-            if (!strchr(base ? base : decoded, '.'))
-                fd = s_open_inside(root, "/index.html", &st, resolved);
+        } else if (strncmp(decoded, "/assets/", 8) != 0) {
+            //  A client-side route gets the app, whatever its last segment
+            //  ("/u/ann.b": usernames may hold dots); only a missing build
+            //  asset ("/assets/app-1234.js") is a 404, so a stale page
+            //  fails loudly instead of running HTML as a script.
+            fd = s_open_inside(root, "/index.html", &st, resolved);
         }
     }
     free(decoded);

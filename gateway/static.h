@@ -1,9 +1,9 @@
 /*  static: the web UI's files from WEB_ROOT.
 
     GET and HEAD only. A path names a file under the root (a directory
-    means its index.html); a path that names nothing and whose last segment
-    has no '.' is a client-side route and gets the root's index.html; a
-    missing asset is 404. Caching: index.html (and the fallback) "no-cache"
+    means its index.html); a path that names nothing is a client-side route
+    and gets the root's index.html (dots and all: "/u/ann.b"), except under
+    /assets/, where a missing build asset is 404. Caching: index.html (and the fallback) "no-cache"
     so a deploy shows at once; files under /assets/ (content-hashed names
     from the UI build) a year, immutable; other files an hour. ETag and
     If-None-Match give 304s. Paths are decoded, ".." segments and NUL are

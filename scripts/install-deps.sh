@@ -12,8 +12,9 @@ PACKAGES=(
   libsodium-dev libjansson-dev libvips-dev libcurl4-openssl-dev libcmocka-dev
   # database server for the embedded default and the tests
   postgresql-15 postgresql-contrib
-  # tools: benchmarks, spec and compose checks, process helpers
-  wrk curl yamllint procps libvips-tools
+  # tools: benchmarks, spec and compose checks, process helpers, network
+  # namespaces (scripts/test-multihost.sh)
+  wrk curl yamllint procps libvips-tools iproute2
   # compose file validation (`docker-compose config` needs no Docker engine)
   docker-compose
   # the web UI's browser tests (driven by playwright-core from web/node_modules)

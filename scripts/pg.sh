@@ -20,6 +20,12 @@
 # not matter, speed does). max_connections is 200. The server log is
 # DATADIR/log/postgresql.log.
 #
+# PG_LISTEN=ADDRESS at start also listens on that address (besides
+# 127.0.0.1) and trusts clients from the networks of the host's own
+# interfaces (pg_hba `samenet`). For tests whose hosts are network
+# namespaces on a private subnet (scripts/test-multihost.sh), never for a
+# cluster reachable from a real network: there is no password.
+#
 # Running as root. postgres refuses to run as root, so the server runs as an
 # unprivileged system user (PG_OS_USER, default `postgres`, created with
 # useradd when missing) through runuser, and owns the cluster folder. That
@@ -213,6 +219,12 @@ cmd_start() {
     local opts="-p $port"
     if [ "${PG_FAST:-0}" = 1 ]; then
         opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    if [ -n "${PG_LISTEN:-}" ]; then
+        [[ $PG_LISTEN =~ ^[0-9A-Fa-f.:]+$ ]] || die "bad PG_LISTEN (one IP address): $PG_LISTEN"
+        opts="$opts -c listen_addresses=127.0.0.1,$PG_LISTEN"
+        grep -qx 'host  all all samenet trust' "$CLUSTER/pg_hba.conf" ||
+            echo 'host  all all samenet trust' >>"$CLUSTER/pg_hba.conf"
     fi
     if ! as_pg "$PGBIN/pg_ctl" start -D "$CLUSTER" -w -t 60 -o "$opts" \
         -l "$CLUSTER/log/postgresql.log" >/dev/null; then

@@ -160,6 +160,10 @@ fi
 check "lint/openapi" bash scripts/lint.sh openapi
 check "lint/clang-format" bash scripts/lint.sh format
 check "deploy/compose+k8s" bash scripts/validate-deploy.sh
+check "deploy/media-on-own-database" bash scripts/test-own-database.sh
+# Passes with "SKIP: reason" where network namespaces cannot be made.
+check "deploy/multihost" bash scripts/test-multihost.sh
+grep -h '^SKIP:' "$OUT/deploy_multihost.log" 2>/dev/null | sed 's/^/   | /'
 
 echo
 if [ ${#FAILURES[@]} -gt 0 ]; then

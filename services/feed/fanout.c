@@ -30,10 +30,10 @@
     Trimming. Timelines keep their newest FEED_TIMELINE_MAX rows. Counting
     rows on every insert would double the fan-out's writes, so a fan-out
     trims the timelines of the recipients whose (user id + post id) is a
-    multiple of FEED_TRIM_ONE_IN: each timeline is trimmed about once every
-    FEED_TRIM_ONE_IN posts it receives (deterministically, so a replay does
-    the same work). A trim remembers the newest post id it removed
-    (timeline_floor); pages below it are pulled from the post projection.
+    multiple of FEED_TRIM_ONE_IN (over the ids' milliseconds): each timeline is trimmed about once
+   every FEED_TRIM_ONE_IN posts it receives (deterministically, so a replay does the same work). A
+   trim remembers the newest post id it removed (timeline_floor); pages below it are pulled from the
+   post projection.
 
     Order between producers is not guaranteed (a follow may be handled
     before or after a post of the followee that media published earlier),
@@ -43,6 +43,7 @@
     delivery requires.
 */
 #include "feed.h"
+#include "ids.h"
 #include "log.h"
 
 #include <czmq.h>
@@ -93,6 +94,17 @@ static int s_either_deleted(db_t *db, int64_t a, int64_t b)
     int deleted = PQntuples(res) > 0;
     PQclear(res);
     return deleted;
+}
+
+//  Whether a post's arrival trims this user's timeline: about one post in
+//  FEED_TRIM_ONE_IN, chosen from the ids so replays choose the same. Only
+//  the milliseconds of the ids are mixed: their low bits (shard and
+//  sequence) are zero for most ids, which would make every sum a multiple
+//  of 64 and trim on every post.
+static bool s_trim_due(int64_t user_id, int64_t post_id)
+{
+    const int low_bits = IDS_SHARD_BITS + IDS_SEQUENCE_BITS;
+    return ((user_id >> low_bits) + (post_id >> low_bits)) % FEED_TRIM_ONE_IN == 0;
 }
 
 static int s_trim_user(db_t *db, const feed_t *feed, int64_t user_id)
@@ -282,10 +294,13 @@ int fanout_on_post_created(db_t *db, const event_t *event, void *state)
         snprintf(one_in, sizeof one_in, "%d", FEED_TRIM_ONE_IN);
         const char *trim_params[] = {max_text, post, author, one_in};
         if (db_exec(db,
+                    //  The low 23 bits of an id (shard, sequence) are mostly
+                    //  zero, so only the milliseconds (id >> 23) spread the
+                    //  choice of timelines to trim; see s_trim_due.
                     TRIM_SQL("SELECT follower_id AS user_id FROM follows WHERE followee_id = $3"
-                             " AND (follower_id + $2::bigint) % $4::bigint = 0"
+                             " AND ((follower_id >> 23) + ($2::bigint >> 23)) % $4::bigint = 0"
                              " UNION ALL SELECT $3::bigint"
-                             " WHERE ($3::bigint + $2::bigint) % $4::bigint = 0"),
+                             " WHERE (($3::bigint >> 23) + ($2::bigint >> 23)) % $4::bigint = 0"),
                     4, trim_params) < 0)
             return -1;
     } else {
@@ -296,8 +311,7 @@ int fanout_on_post_created(db_t *db, const event_t *event, void *state)
             db_exec(db, "INSERT INTO pull_authors (author_id) VALUES ($1) ON CONFLICT DO NOTHING",
                     1, params + 1) < 0)
             return -1;
-        if ((author_id + post_id) % FEED_TRIM_ONE_IN == 0 && s_trim_user(db, feed, author_id) != 0)
-            return -1;
+        if (s_trim_due(author_id, post_id) && s_trim_user(db, feed, author_id) != 0) return -1;
     }
     return s_add_mentions(db, json_object_get(event->payload, "mentions"), post_id, author_id,
                           feed_payload_time_ms(event, "created_at"));

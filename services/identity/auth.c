@@ -89,11 +89,13 @@ json_t *auth_register(call_t *call)
         goto cleanup;
     }
     payload = store_user_event(res, 0, false);
-    if (tokens_create(db, id, 0, refresh) != 0 || events_emit(db, "user.created", payload) != 0) {
+    int64_t family = 0;
+    if (tokens_create(db, id, 0, refresh, &family) != 0 ||
+        events_emit(db, "user.created", payload) != 0) {
         reply = identity_internal("register");
         goto cleanup;
     }
-    body = tokens_session_body(self, store_user_json(res, 0, USER_ME), id, refresh);
+    body = tokens_session_body(self, store_user_json(res, 0, USER_ME), id, family, refresh);
     if (!body) {
         reply = identity_internal("access token");
         goto cleanup;
@@ -153,11 +155,12 @@ json_t *auth_login(call_t *call)
             goto cleanup;
         }
     }
-    if (tokens_prune(db, id) != 0 || tokens_create(db, id, 0, refresh) != 0) {
+    int64_t family = 0;
+    if (tokens_prune(db, id) != 0 || tokens_create(db, id, 0, refresh, &family) != 0) {
         reply = identity_internal("login");
         goto cleanup;
     }
-    body = tokens_session_body(self, store_user_json(res, 0, USER_ME), id, refresh);
+    body = tokens_session_body(self, store_user_json(res, 0, USER_ME), id, family, refresh);
     if (!body) {
         reply = identity_internal("access token");
         goto cleanup;
@@ -198,9 +201,9 @@ json_t *auth_refresh(call_t *call)
     json_t *reply = NULL, *body = NULL;
     PGresult *res = NULL;
     char refresh[TOKENS_TEXT_SIZE] = "";
-    int64_t user_id = 0;
+    int64_t user_id = 0, family = 0;
     if (db_begin(db) != 0) return identity_internal("begin");
-    switch (tokens_rotate(db, token, &user_id, refresh)) {
+    switch (tokens_rotate(db, token, &user_id, refresh, &family)) {
     case TOKENS_OK:
         break;
     case TOKENS_REUSED:
@@ -223,7 +226,7 @@ json_t *auth_refresh(call_t *call)
         reply = identity_internal("user of refresh token");
         goto cleanup;
     }
-    body = tokens_session_body(self, store_user_json(res, 0, USER_ME), user_id, refresh);
+    body = tokens_session_body(self, store_user_json(res, 0, USER_ME), user_id, family, refresh);
     if (!body) {
         reply = identity_internal("access token");
         goto cleanup;

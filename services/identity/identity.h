@@ -71,8 +71,9 @@ bool password_needs_rehash(const identity_t *self, const char *hash);
 
 //  Inside a transaction: creates a refresh token for user_id in family_id
 //  (0 = a new family, whose id is the token's own). Writes the opaque text
-//  into out. 0 or -1.
-int tokens_create(db_t *db, int64_t user_id, int64_t family_id, char out[TOKENS_TEXT_SIZE]);
+//  into out and the family's id into *family_out (may be NULL). 0 or -1.
+int tokens_create(db_t *db, int64_t user_id, int64_t family_id, char out[TOKENS_TEXT_SIZE],
+                  int64_t *family_out);
 
 typedef enum {
     TOKENS_OK = 0,  // rotated: *user_id and out are set
@@ -82,21 +83,23 @@ typedef enum {
 } tokens_result_t;
 
 //  Inside a transaction: exchanges the presented token for a new one of the
-//  same family (single use).
+//  same family (single use); *family_out gets the family.
 tokens_result_t tokens_rotate(db_t *db, const char *token, int64_t *user_id,
-                              char out[TOKENS_TEXT_SIZE]);
+                              char out[TOKENS_TEXT_SIZE], int64_t *family_out);
 //  Revokes the family of token (nothing when unknown). 0 or -1.
 int tokens_revoke_family_of(db_t *db, const char *token);
-//  Revokes every family of user_id except the one token belongs to (when
-//  token is not NULL, names a live token and belongs to user_id). 0 or -1.
-int tokens_revoke_others(db_t *db, int64_t user_id, const char *keep_token);
+//  Revokes every family of user_id except keep_family (the caller's
+//  session, 0 for none) and the one keep_token belongs to (when token is
+//  not NULL, names a live token and belongs to user_id). 0 or -1.
+int tokens_revoke_others(db_t *db, int64_t user_id, int64_t keep_family, const char *keep_token);
 //  Deletes expired tokens of user_id (housekeeping at login). 0 or -1.
 int tokens_prune(db_t *db, int64_t user_id);
 
 //  {user, access_token, refresh_token, token_type, expires_in}. Takes user.
-//  NULL when the access token cannot be signed.
+//  The access token names family_id as its session (sid). NULL when the
+//  access token cannot be signed.
 json_t *tokens_session_body(const identity_t *self, json_t *user_stolen, int64_t user_id,
-                            const char *refresh_token);
+                            int64_t family_id, const char *refresh_token);
 
 //  ---- store.c: users -----------------------------------------------------
 typedef enum {

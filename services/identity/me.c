@@ -10,12 +10,13 @@
     parameters, so absent fields keep their value and the statement stays
     one prepared statement whatever combination arrives.
 
-    me.password keeps one session: the access token does not say which
-    refresh-token family it came from, so the client may send that
-    session's current `refresh_token` beside the passwords; that family is
-    kept and every other one revoked. Without it, every refresh token of the
-    user is revoked (the calling client keeps its access token until it
-    expires and then signs in again with the new password).
+    me.password keeps the session that made it (API.md "Tokens") and
+    revokes every other: the access token names its refresh-token family
+    (the sid claim, tokens.c), which the gateway passes as args.session_id.
+    A client may also name a session by sending its current
+    `refresh_token`; that family is kept too. With neither (an access
+    token without sid, say one from before sid existed) every session of
+    the user is revoked.
 
     me.avatar_put stores the request's blob (the image of PUT /me/avatar)
     through media images.store {kind: "avatar"} (media checks, crops and
@@ -174,6 +175,10 @@ json_t *me_password(call_t *call)
     args_string(call->args, "refresh_token", false, 1, REFRESH_TOKEN_MAX, &keep, fields);
     if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
     json_decref(fields);
+    //  Set by the gateway from the verified token, never by the client.
+    int64_t session = 0;
+    const char *session_text = json_string_value(json_object_get(call->args, "session_id"));
+    if (session_text && !ids_parse(session_text, &session)) session = 0;
 
     PGresult *res = NULL;
     json_t *reply = s_load_viewer(call, &res);
@@ -195,7 +200,7 @@ json_t *me_password(call_t *call)
     }
     if (db_exec(db, "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", 2,
                 params) != 1 ||
-        tokens_revoke_others(db, call->viewer_id, keep) != 0) {
+        tokens_revoke_others(db, call->viewer_id, session, keep) != 0) {
         reply = identity_internal("password change");
         goto cleanup;
     }

@@ -16,6 +16,8 @@
 
     Access tokens are JWTs from common/token.h; they are not stored, and a
     revoked family does not recall them (they live at most 15 minutes).
+    Each names its family as its session (the sid claim), which the gateway
+    passes back as args.session_id: me.password keeps that family.
 */
 #include "identity.h"
 #include "ids.h"
@@ -35,7 +37,8 @@ static void s_hash(const char *token, char hex[crypto_hash_sha256_BYTES * 2 + 1]
     sodium_bin2hex(hex, crypto_hash_sha256_BYTES * 2 + 1, digest, sizeof digest);
 }
 
-int tokens_create(db_t *db, int64_t user_id, int64_t family_id, char out[TOKENS_TEXT_SIZE])
+int tokens_create(db_t *db, int64_t user_id, int64_t family_id, char out[TOKENS_TEXT_SIZE],
+                  int64_t *family_out)
 {
     unsigned char random[TOKENS_RANDOM_BYTES];
     randombytes_buf(random, sizeof random);
@@ -49,7 +52,9 @@ int tokens_create(db_t *db, int64_t user_id, int64_t family_id, char out[TOKENS_
     char id_text[21], user_text[21], family_text[21];
     ids_format(id, id_text, sizeof id_text);
     ids_format(user_id, user_text, sizeof user_text);
-    ids_format(family_id ? family_id : id, family_text, sizeof family_text);
+    if (!family_id) family_id = id;
+    if (family_out) *family_out = family_id;
+    ids_format(family_id, family_text, sizeof family_text);
     const char *params[] = {id_text, user_text, family_text, hash};
     long rows =
         db_exec(db,
@@ -71,7 +76,7 @@ static int s_revoke_family(db_t *db, const char *family_text)
 }
 
 tokens_result_t tokens_rotate(db_t *db, const char *token, int64_t *user_id,
-                              char out[TOKENS_TEXT_SIZE])
+                              char out[TOKENS_TEXT_SIZE], int64_t *family_out)
 {
     char hash[crypto_hash_sha256_BYTES * 2 + 1];
     s_hash(token, hash);
@@ -102,7 +107,7 @@ tokens_result_t tokens_rotate(db_t *db, const char *token, int64_t *user_id,
     }
     const char *mark[] = {PQgetvalue(res, 0, 0)};
     if (db_exec(db, "UPDATE refresh_tokens SET used_at = now() WHERE id = $1", 1, mark) != 1 ||
-        tokens_create(db, owner, family, out) != 0) {
+        tokens_create(db, owner, family, out, family_out) != 0) {
         result = TOKENS_ERROR;
         goto cleanup;
     }
@@ -126,22 +131,26 @@ int tokens_revoke_family_of(db_t *db, const char *token)
                : 0;
 }
 
-int tokens_revoke_others(db_t *db, int64_t user_id, const char *keep_token)
+int tokens_revoke_others(db_t *db, int64_t user_id, int64_t keep_family, const char *keep_token)
 {
-    char user_text[21];
+    char user_text[21], family_text[21];
     ids_format(user_id, user_text, sizeof user_text);
+    ids_format(keep_family, family_text, sizeof family_text);
     char hash[crypto_hash_sha256_BYTES * 2 + 1] = "";
     if (keep_token) s_hash(keep_token, hash);
-    //  The kept family is the one of a live (unused, unrevoked, unexpired)
-    //  token of this user; any other token keeps nothing.
-    const char *params[] = {user_text, keep_token ? hash : NULL};
+    //  Kept: the caller's session (only this user's rows are touched, so a
+    //  family of someone else keeps nothing) and the family of a live
+    //  (unused, unrevoked, unexpired) token of this user.
+    const char *params[] = {user_text, keep_token ? hash : NULL,
+                            keep_family > 0 ? family_text : NULL};
     return db_exec(db,
                    "UPDATE refresh_tokens SET revoked_at = now()"
                    " WHERE user_id = $1 AND revoked_at IS NULL"
+                   " AND family_id IS DISTINCT FROM $3::bigint"
                    " AND family_id IS DISTINCT FROM (SELECT family_id FROM refresh_tokens"
                    "   WHERE token_hash = $2 AND user_id = $1 AND used_at IS NULL"
                    "   AND revoked_at IS NULL AND expires_at > now())",
-                   2, params) < 0
+                   3, params) < 0
                ? -1
                : 0;
 }
@@ -158,9 +167,9 @@ int tokens_prune(db_t *db, int64_t user_id)
 }
 
 json_t *tokens_session_body(const identity_t *self, json_t *user_stolen, int64_t user_id,
-                            const char *refresh_token)
+                            int64_t family_id, const char *refresh_token)
 {
-    char *access = token_issue(self->jwt_secret, user_id, self->access_ttl);
+    char *access = token_issue_session(self->jwt_secret, user_id, family_id, self->access_ttl);
     if (!access) {
         log_error("could not sign an access token");
         json_decref(user_stolen);

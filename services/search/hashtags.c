@@ -32,8 +32,11 @@
 #include <math.h>
 #include <string.h>
 
-#define TRENDS_K 4.0         // smoothing: the score of tiny counts stays small
-#define TRENDS_MIN_COUNT "2" // one post is not a trend
+#define TRENDS_K 4.0 // smoothing: the score of tiny counts stays small
+//  One post is enough: API.md says a tag can trend within a minute of its
+//  posts, and a new tag's first post scores only 1 / sqrt(K) = 0.5, below
+//  any real rise, so it does not crowd the list.
+#define TRENDS_MIN_COUNT "1"
 
 typedef struct {
     const char *name;    // "1h"

@@ -21,6 +21,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "search: cannot initialise\n");
         return 1;
     }
+    s_search.seed_enabled = config_int("SEARCH_SEED_ENABLED", 0) == 1;
     int rc = service_main(search_service_def(&s_search), argc, argv);
     search_destroy(&s_search);
     return rc;

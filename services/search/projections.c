@@ -105,15 +105,25 @@ static int s_user_upsert(db_t *db, const event_t *event, void *state)
     const char *params[] = {id, username, display_name ? display_name : "",
                             json_is_true(is_private) ? "t" : "f"};
     //  followers_count is recomputed on first insert: follow events may
-    //  have come (from graph) before this one (from identity).
+    //  have come (from graph) before this one (from identity). The prefix
+    //  terms are rewritten from the row as stored (name_norm is generated).
+    if (s_exec(db,
+               "INSERT INTO users (id, username, display_name, is_private, followers_count)"
+               " SELECT $1::bigint, $2, $3, $4::boolean,"
+               "  (SELECT count(*) FROM follows WHERE followee_id = $1::bigint)"
+               " WHERE NOT EXISTS (SELECT 1 FROM deleted_users WHERE id = $1::bigint)"
+               " ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username,"
+               "  display_name = EXCLUDED.display_name, is_private = EXCLUDED.is_private",
+               4, params) != 0 ||
+        s_exec(db, "DELETE FROM user_terms WHERE user_id = $1::bigint", 1, params) != 0)
+        return -1;
     return s_exec(db,
-                  "INSERT INTO users (id, username, display_name, is_private, followers_count)"
-                  " SELECT $1::bigint, $2, $3, $4::boolean,"
-                  "  (SELECT count(*) FROM follows WHERE followee_id = $1::bigint)"
-                  " WHERE NOT EXISTS (SELECT 1 FROM deleted_users WHERE id = $1::bigint)"
-                  " ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username,"
-                  "  display_name = EXCLUDED.display_name, is_private = EXCLUDED.is_private",
-                  4, params);
+                  "INSERT INTO user_terms (term, user_id)"
+                  " SELECT DISTINCT term, u.id FROM users u,"
+                  "  LATERAL (SELECT u.username UNION ALL SELECT u.name_norm"
+                  "   UNION ALL SELECT regexp_split_to_table(u.name_norm, '\\s+')) t(term)"
+                  " WHERE u.id = $1::bigint AND term <> ''",
+                  1, params);
 }
 
 static int s_user_deleted(db_t *db, const event_t *event, void *state)

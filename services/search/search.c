@@ -36,6 +36,7 @@ static const service_method_t s_methods[] = {
     {"trends.hashtags", trends_hashtags},
     {"explore.posts", explore_posts},
     {"explore.users", explore_users},
+    {"search.seed", search_seed}, // internal: no route; refused unless SEARCH_SEED_ENABLED=1
     {NULL, NULL},
 };
 
@@ -44,9 +45,11 @@ static const char s_usage[] =
     "\n"
     "Search settings:\n"
     "  SEARCH_TRENDS_TTL_MS   how long a computed trends list is served, in ms\n"
-    "                         (default 10000; 0 recomputes on every request)";
+    "                         (default 10000; 0 recomputes on every request)\n"
+    "  SEARCH_SEED_ENABLED    1 lets the internal search.seed write a synthetic\n"
+    "                         dataset for benchmarks (default 0: refused)";
 
-static const char *const s_config_names[] = {"SEARCH_TRENDS_TTL_MS", NULL};
+static const char *const s_config_names[] = {"SEARCH_TRENDS_TTL_MS", "SEARCH_SEED_ENABLED", NULL};
 
 int search_init(search_t *self, int64_t trends_ttl_ms, search_rpc_fn rpc)
 {

@@ -45,6 +45,7 @@ typedef struct {
 
 typedef struct {
     int64_t trends_ttl_ms; // how long a computed trends list is served (0 = always recompute)
+    bool seed_enabled;     // search.seed answers (SEARCH_SEED_ENABLED=1; benchmarks only)
     search_rpc_fn rpc;     // NULL = rpc_call through call->rpc
     pthread_mutex_t trends_lock;
     search_trends_cache_t trends[SEARCH_TREND_WINDOWS];
@@ -121,6 +122,7 @@ json_t *search_hashtags(call_t *call); // hashtags.c
 json_t *hashtags_get(call_t *call);    // hashtags.c
 json_t *hashtags_posts(call_t *call);  // hashtags.c
 json_t *trends_hashtags(call_t *call); // hashtags.c
+json_t *search_seed(call_t *call);     // seed.c (internal, benchmarks only)
 
 //  ---- projections.c --------------------------------------------------------
 extern const events_route_t search_consumes[];

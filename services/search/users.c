@@ -14,28 +14,37 @@
 
     packed into one bigint (tier << 40 | mutual << 30 | similarity‰ << 20 |
     followers), so a page is "ORDER BY score DESC, id DESC" and the cursor
-    is (score, id). Candidates come from indexed branches, each capped
-    (SEARCH_USERS_BRANCH rows): a prefix range on the btree indexes of
-    username and the normalised display name, and pg_trgm similarity on
-    their GIN indexes for queries of three characters or more. The caps
-    bound the work of a one-letter query on a big table; they mean a query
-    lists at most a few hundred accounts, the best ones.
+    is (score, id).
+
+    Candidates come from capped branches (SEARCH_USERS_BRANCH rows each):
+    prefix matches from user_terms (username, display name and each word
+    of it, one btree walked in order, so a prefix shared by every account
+    still reads only a few hundred rows), and typo-tolerant matches from
+    pg_trgm on the GIN indexes of username (similarity) and display name
+    (word similarity), for queries of three characters or more. A typo
+    match never outranks a prefix match, so the prefix query runs alone
+    first and the typo branches (the costly part) run only when prefix
+    matches do not fill the page. The caps mean a query lists at most a
+    few hundred accounts, the best ones.
 
     pg_trgm's thresholds are session settings; they are set before each
-    search (a reconnected session would otherwise fall back to 0.3, too
-    strict for short names: "jonh" is 0.25 similar to "john").
+    typo search (a reconnected session would otherwise fall back to 0.3,
+    too strict for short names: "jonh" is 0.25 similar to "john").
 
     Blocked users (either way) never appear: the query leaves them out and
     users_decorate() drops them again.
 */
 #include "search.h"
+#include "args.h"
 #include "errors.h"
 #include "log.h"
 
 #include <czmq.h>
 #include <string.h>
 
-#define SEARCH_USERS_BRANCH "200"
+#define SEARCH_USERS_BRANCH "150"    // candidates per branch
+#define SEARCH_USERS_MINE_MAX "1000" // followees counted for "followed by people I follow"
+#define SEARCH_USERS_FOF_MAX "200"   // friends of friends suggested before popular accounts
 #define SIMILARITY_THRESHOLD "0.25"
 #define WORD_SIMILARITY_THRESHOLD "0.5"
 
@@ -71,43 +80,38 @@ static int s_set_thresholds(db_t *db)
     return rc;
 }
 
-//  $1 query, $2 viewer, $3 has cursor, $4 $5 cursor keys, $6 rows wanted.
-//  n is the normalised query; hi is n followed by the highest code point,
-//  so [n, hi) is the prefix range in text_pattern_ops (byte) order, which
-//  an index can use with a parameter (LIKE 'x%' needs a constant).
+//  $1 query, $2 viewer, $3 has cursor, $4 $5 cursor keys, $6 rows wanted,
+//  $7 whether to look for typo-tolerant matches too. n is the normalised
+//  query; [n, hi) is the prefix range in byte order (hi is n followed by
+//  the highest code point), which user_terms' btree walks in index order.
+//  cand.prefix says a candidate came from the prefix branch (tier 2 at
+//  least), whatever else it matched.
 static const char s_users_search_sql[] =
     "WITH q AS MATERIALIZED (SELECT search_norm($1) AS n,"
     "  search_norm($1) || chr(1114111) AS hi,"
-    "  char_length(search_norm($1)) >= 3 AS fuzzy,"
-    "  '% ' || search_like_escape(search_norm($1)) || '%' AS word),"
-    " cand AS ("
-    "  (SELECT u.id FROM users u WHERE u.username ~>=~ (SELECT n FROM q)"
-    "   AND u.username ~<~ (SELECT hi FROM q)"
-    "   ORDER BY char_length(u.username), u.followers_count DESC LIMIT " SEARCH_USERS_BRANCH ")"
-    "  UNION"
-    "  (SELECT u.id FROM users u WHERE u.name_norm ~>=~ (SELECT n FROM q)"
-    "   AND u.name_norm ~<~ (SELECT hi FROM q)"
-    "   ORDER BY char_length(u.name_norm), u.followers_count DESC LIMIT " SEARCH_USERS_BRANCH ")"
-    "  UNION"
-    "  (SELECT u.id FROM users u WHERE (SELECT fuzzy FROM q)"
-    "   AND u.name_norm LIKE (SELECT word FROM q)"
-    "   ORDER BY u.followers_count DESC LIMIT " SEARCH_USERS_BRANCH ")"
-    "  UNION"
-    "  (SELECT u.id FROM users u WHERE (SELECT fuzzy FROM q) AND u.username % (SELECT n FROM q)"
+    "  $7::boolean AND char_length(search_norm($1)) >= 3 AS fuzzy),"
+    " found AS ("
+    "  (SELECT t.user_id AS id, true AS prefix FROM user_terms t"
+    "   WHERE t.term >= (SELECT n FROM q) AND t.term < (SELECT hi FROM q)"
+    "   ORDER BY t.term LIMIT " SEARCH_USERS_BRANCH ")"
+    "  UNION ALL"
+    "  (SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)"
+    "   AND u.username % (SELECT n FROM q)"
     "   ORDER BY similarity(u.username, (SELECT n FROM q)) DESC LIMIT " SEARCH_USERS_BRANCH ")"
-    "  UNION"
-    "  (SELECT u.id FROM users u WHERE (SELECT fuzzy FROM q)"
-    "   AND (u.name_norm % (SELECT n FROM q) OR (SELECT n FROM q) <% u.name_norm)"
+    "  UNION ALL"
+    "  (SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)"
+    "   AND (SELECT n FROM q) <% u.name_norm"
     "   ORDER BY word_similarity((SELECT n FROM q), u.name_norm) DESC"
     "   LIMIT " SEARCH_USERS_BRANCH ")),"
-    " mine AS (SELECT followee_id AS id FROM follows WHERE follower_id = $2::bigint),"
+    " cand AS (SELECT id, bool_or(prefix) AS prefix FROM found GROUP BY id),"
+    " mine AS (SELECT followee_id AS id FROM follows WHERE follower_id = $2::bigint"
+    "  LIMIT " SEARCH_USERS_MINE_MAX "),"
     " mutual AS (SELECT f.followee_id AS id, count(*) AS n FROM follows f"
     "  WHERE f.followee_id IN (SELECT id FROM cand) AND f.follower_id IN (SELECT id FROM mine)"
     "  GROUP BY f.followee_id),"
     " scored AS (SELECT u.id,"
     "  ((CASE WHEN u.username = q.n OR u.name_norm = q.n THEN 3"
-    "         WHEN starts_with(u.username, q.n) OR starts_with(u.name_norm, q.n)"
-    "           OR strpos(u.name_norm, ' ' || q.n) > 0 THEN 2"
+    "         WHEN cand.prefix THEN 2"
     "         WHEN coalesce(m.n, 0) > 0 THEN 1 ELSE 0 END)::bigint << 40)"
     "  + (least(coalesce(m.n, 0), 1023)::bigint << 30)"
     "  + ((1000 * greatest(similarity(u.username, q.n), similarity(u.name_norm, q.n),"
@@ -131,15 +135,26 @@ json_t *search_users(call_t *call)
     if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
     json_decref(fields);
 
-    if (s_set_thresholds(call->db) != 0) return search_internal("trigram thresholds");
     char viewer[21], key1[21], key2[21], wanted[16];
     snprintf(key1, sizeof key1, "%" PRId64, page.key1);
     snprintf(key2, sizeof key2, "%" PRId64, page.key2);
     snprintf(wanted, sizeof wanted, "%d", page.limit + 1);
-    const char *params[] = {
-        query, search_id_text(call->viewer_id, viewer), page.has_cursor ? "t" : "f", key1, key2,
-        wanted};
-    PGresult *res = db_query(call->db, s_users_search_sql, 6, params);
+    const char *params[] = {query,
+                            search_id_text(call->viewer_id, viewer),
+                            page.has_cursor ? "t" : "f",
+                            key1,
+                            key2,
+                            wanted,
+                            "f"};
+    //  Prefix matches first: they rank above every typo match, so when they
+    //  fill the page the typo search (the costly part) is not needed.
+    PGresult *res = db_query(call->db, s_users_search_sql, 7, params);
+    if (res && PQntuples(res) <= page.limit && utf8_codepoints(query, strlen(query)) >= 3) {
+        PQclear(res);
+        params[6] = "t";
+        res = s_set_thresholds(call->db) == 0 ? db_query(call->db, s_users_search_sql, 7, params)
+                                              : NULL;
+    }
     if (!res) return search_internal("user search");
     json_t *reply = s_answer_page(call, res, &page);
     PQclear(res);
@@ -147,22 +162,28 @@ json_t *search_users(call_t *call)
 }
 
 //  Suggested accounts. $1 viewer, $2 has cursor, $3 $4 cursor keys, $5 rows
-//  wanted. Friends of friends score (mutual << 32) + followers, so they
-//  come first, by how many people I follow follow them; then popular
-//  accounts by followers_count (the users_popular index, walked from the
-//  cursor). Myself, accounts I follow and blocked accounts never appear.
+//  wanted. Friends of friends (the SEARCH_USERS_FOF_MAX followed by most
+//  of the people I follow: a fixed set, so pages agree) score (mutual <<
+//  32) + followers, so they come first, by how many people I follow follow
+//  them; then popular accounts by followers_count (the users_popular
+//  index, walked from the cursor). Myself, accounts I follow, private
+//  accounts (API.md "Explore") and blocked accounts never appear.
 static const char s_users_explore_sql[] =
-    "WITH mine AS (SELECT followee_id AS id FROM follows WHERE follower_id = $1::bigint),"
+    "WITH mine AS (SELECT followee_id AS id FROM follows WHERE follower_id = $1::bigint"
+    "  LIMIT " SEARCH_USERS_MINE_MAX "),"
     " fof AS (SELECT f.followee_id AS id, count(*) AS n FROM follows f"
-    "  WHERE f.follower_id IN (SELECT id FROM mine) GROUP BY f.followee_id),"
+    "  WHERE f.follower_id IN (SELECT id FROM mine) AND f.followee_id <> $1::bigint"
+    "  AND f.followee_id NOT IN (SELECT id FROM mine)"
+    "  GROUP BY f.followee_id ORDER BY n DESC, f.followee_id DESC"
+    "  LIMIT " SEARCH_USERS_FOF_MAX "),"
     " cand AS ("
     "  SELECT u.id, (fof.n << 32) + least(greatest(u.followers_count, 0), 4294967295) AS score"
-    "  FROM fof JOIN users u ON u.id = fof.id"
+    "  FROM fof JOIN users u ON u.id = fof.id WHERE NOT u.is_private"
     "  UNION ALL"
     "  (SELECT u.id, greatest(u.followers_count, 0)::bigint FROM users u"
     "   WHERE (NOT $2::boolean OR (u.followers_count, u.id) < ($3::bigint, $4::bigint))"
     "   AND u.id <> $1::bigint AND u.id NOT IN (SELECT id FROM mine)"
-    "   AND u.id NOT IN (SELECT id FROM fof)"
+    "   AND u.id NOT IN (SELECT id FROM fof) AND NOT u.is_private"
     "   AND NOT EXISTS (SELECT 1 FROM blocks b"
     "    WHERE (b.blocker_id = $1::bigint AND b.blocked_id = u.id)"
     "    OR (b.blocker_id = u.id AND b.blocked_id = $1::bigint))"

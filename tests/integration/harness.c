@@ -61,6 +61,8 @@ static struct {
     char broker_url[64];
     child_t children[HARNESS_MAX_CHILDREN];
     int child_count;
+    int ready_timeout_ms;
+    int problems; // found before harness_stop (harness_wait_exit, harness_restart)
 } s_stack;
 
 static void s_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -315,10 +317,14 @@ static void s_env_clear(env_t *env)
     env->entries[0] = NULL;
 }
 
-static int s_spawn(const char *name, char *const envp[])
+//  The children's environment, kept from harness_start to harness_stop so
+//  harness_restart starts a child again exactly as it was started.
+static env_t s_child_env;
+
+//  Starts name into the slot child (a new one, or the slot of a child that
+//  is gone); its log is appended to. 0 or -1.
+static int s_spawn_into(child_t *child, const char *name, char *const envp[])
 {
-    if (s_stack.child_count >= HARNESS_MAX_CHILDREN) return -1;
-    child_t *child = &s_stack.children[s_stack.child_count];
     snprintf(child->name, sizeof child->name, "%s", name);
     s_format(child->log_path, sizeof child->log_path, "%s/%s.log", s_stack.tmp, name);
     char path[PATH_MAX + 64];
@@ -355,6 +361,13 @@ static int s_spawn(const char *name, char *const envp[])
     }
     close(log_fd);
     child->pid = pid;
+    return 0;
+}
+
+static int s_spawn(const char *name, char *const envp[])
+{
+    if (s_stack.child_count >= HARNESS_MAX_CHILDREN) return -1;
+    if (s_spawn_into(&s_stack.children[s_stack.child_count], name, envp) != 0) return -1;
     s_stack.child_count++;
     return 0;
 }
@@ -558,6 +571,7 @@ int harness_start(const harness_config_t *config, const char *argv0)
                  config->services[i]);
     }
     s_env_putf(&env, "GATEWAY_SERVICES=%s", services);
+    s_stack.ready_timeout_ms = config->ready_timeout_ms > 0 ? config->ready_timeout_ms : 60000;
     for (int i = 0; config->env && config->env[i]; i++)
         s_env_put(&env, config->env[i]);
     snprintf(s_stack.base_url, sizeof s_stack.base_url, "http://127.0.0.1:%d", base);
@@ -567,9 +581,8 @@ int harness_start(const harness_config_t *config, const char *argv0)
     for (int i = 0; config->services && config->services[i]; i++)
         if (s_spawn(config->services[i], env.entries) != 0) goto failed;
     if (s_spawn("gateway", env.entries) != 0) goto failed;
-    if (s_wait_ready(config->ready_timeout_ms > 0 ? config->ready_timeout_ms : 60000) != 0)
-        goto failed;
-    s_env_clear(&env);
+    if (s_wait_ready(s_stack.ready_timeout_ms) != 0) goto failed;
+    s_child_env = env; // kept for harness_restart; harness_stop frees it
     return 0;
 
 failed:
@@ -585,6 +598,9 @@ int harness_stop(int failed_tests)
     for (int i = s_stack.child_count - 1; i >= 0; i--)
         problems += s_stop_child(&s_stack.children[i]);
     s_stack.child_count = 0;
+    problems += s_stack.problems;
+    s_stack.problems = 0;
+    s_env_clear(&s_child_env);
     s_database_drop();
     if (s_stack.tmp[0]) {
         if (failed_tests > 0 || problems > 0 || getenv("HARNESS_KEEP_LOGS"))
@@ -623,6 +639,75 @@ int harness_signal(const char *name, int signal_number)
         if (s_stack.children[i].pid > 0 && strcmp(s_stack.children[i].name, name) == 0)
             return kill(s_stack.children[i].pid, signal_number);
     return -1;
+}
+
+static child_t *s_child_named(const char *name)
+{
+    for (int i = 0; i < s_stack.child_count; i++)
+        if (strcmp(s_stack.children[i].name, name) == 0) return &s_stack.children[i];
+    return NULL;
+}
+
+//  Judges how a child that exited (status from waitpid) ended, the way
+//  s_stop_child judges a stop: exit 0 and no sanitizer report, else a
+//  problem (counted for harness_stop) and its log tail. 0 or -1.
+static int s_judge_exit(child_t *child, int status)
+{
+    child->pid = 0;
+    int problems = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (WIFSIGNALED(status))
+            s_say("%s died of signal %d", child->name, WTERMSIG(status));
+        else
+            s_say("%s exited with status %d", child->name, WEXITSTATUS(status));
+        problems++;
+    }
+    if (s_log_has_report(child)) {
+        s_say("%s printed a sanitizer report", child->name);
+        problems++;
+    }
+    if (problems) s_log_tail(child, 40);
+    s_stack.problems += problems;
+    return problems ? -1 : 0;
+}
+
+int harness_wait_exit(const char *name, int timeout_ms)
+{
+    child_t *child = s_child_named(name);
+    if (!child || child->pid <= 0) return -1;
+    long long deadline = s_now_ms() + timeout_ms;
+    int status = 0;
+    while (!s_exited(child, &status)) {
+        if (s_now_ms() >= deadline) {
+            s_say("%s did not exit within %d ms", name, timeout_ms);
+            return -1;
+        }
+        s_sleep_ms(20);
+    }
+    return s_judge_exit(child, status);
+}
+
+int harness_restart(const char *name)
+{
+    child_t *child = s_child_named(name);
+    if (!child || !s_stack.running) {
+        s_say("no child %s to restart", name);
+        return -1;
+    }
+    //  Still running: stop it first (SIGTERM, bounded). Exited (after
+    //  harness_signal) but not reaped yet: reap it and judge its exit.
+    int status = 0;
+    if (child->pid > 0) {
+        if (s_exited(child, &status))
+            s_judge_exit(child, status);
+        else
+            s_stack.problems += s_stop_child(child);
+    }
+    if (s_spawn_into(child, name, s_child_env.entries) != 0) {
+        child->pid = 0;
+        return -1;
+    }
+    return s_wait_ready(s_stack.ready_timeout_ms);
 }
 
 //  ---- HTTP -----------------------------------------------------------------

@@ -67,6 +67,19 @@ const char *harness_repo_dir(void);
 //  "gateway"). 0, or -1 when there is no such child.
 int harness_signal(const char *name, int signal_number);
 
+//  Waits (at most timeout_ms) until the named child has exited, e.g. after
+//  harness_signal(name, SIGTERM), and reaps it. 0 when it exited 0 without
+//  a sanitizer report; -1 otherwise (the problem is also counted by
+//  harness_stop), on timeout, or when there is no such running child.
+int harness_wait_exit(const char *name, int timeout_ms);
+
+//  Starts the named child again with the environment it was first started
+//  with (its log is appended to), and waits until the stack answers: polls
+//  /readyz until 200, bounded by the config's ready_timeout_ms. A child
+//  still running is stopped first (SIGTERM, SIGKILL after a bound); one
+//  that exited is reaped and judged as harness_stop would. 0 or -1.
+int harness_restart(const char *name);
+
 //  ---- HTTP -----------------------------------------------------------------
 typedef struct {
     long status;  // 0 when the request failed (no answer, timeout)

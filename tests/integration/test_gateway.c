@@ -655,6 +655,21 @@ static void test_args_and_viewer(void **state)
     json_decref(expected);
     s_response_clear(&response);
 
+    //  A token's session (sid claim) reaches the service as
+    //  args.session_id; a client cannot set it.
+    char *with_session = token_issue_session(SECRET, 4242, 777, 900);
+    assert_int_equal(s_request("PATCH", "/api/v1/me?session_id=1", with_session,
+                               "{\"session_id\":\"2\"}", NULL, &response),
+                     200);
+    args = json_object_get(response.json, "args");
+    assert_string_equal(json_string_value(json_object_get(args, "session_id")), "777");
+    s_response_clear(&response);
+    assert_int_equal(
+        s_request("PATCH", "/api/v1/me", token, "{\"session_id\":\"2\"}", NULL, &response), 200);
+    assert_null(json_object_get(json_object_get(response.json, "args"), "session_id"));
+    s_response_clear(&response);
+    free(with_session);
+
     //  An empty body is {}: the service sees no fields and names them.
     assert_int_equal(s_request("DELETE", "/api/v1/me", token, NULL, NULL, &response), 200);
     assert_string_equal(json_string_value(json_object_get(response.json, "method")), "me.delete");
@@ -735,7 +750,23 @@ static void test_not_found_and_method(void **state)
     }
     assert_int_equal(s_request("PUT", "/api/v1/me", NULL, "{}", NULL, &response), 405);
     s_assert_error(&response, 405, "method_not_allowed");
-    assert_string_equal(s_header(&response, "Allow"), "GET, PATCH, DELETE");
+    assert_string_equal(s_header(&response, "Allow"), "GET, HEAD, PATCH, DELETE");
+    s_response_clear(&response);
+    //  HEAD runs the GET route and sends its headers without the body.
+    assert_int_equal(s_request("HEAD", "/api/v1/users/ann", NULL, NULL, NULL, &response), 200);
+    assert_int_equal(response.size, 0);
+    assert_string_equal(s_header(&response, "Content-Type"), "application/json; charset=utf-8");
+    s_response_clear(&response);
+    assert_int_equal(s_request("HEAD", "/api/v1/auth/login", NULL, NULL, NULL, &response), 405);
+    s_response_clear(&response);
+    //  The stream without a WebSocket upgrade: 426 in the envelope, not 404.
+    assert_int_equal(s_request("GET", "/api/v1/stream", NULL, NULL, NULL, &response), 426);
+    s_assert_error(&response, 426, "upgrade_required");
+    assert_string_equal(s_header(&response, "Upgrade"), "websocket");
+    s_response_clear(&response);
+    assert_int_equal(s_request("POST", "/api/v1/stream", NULL, "{}", NULL, &response), 405);
+    s_assert_error(&response, 405, "method_not_allowed");
+    assert_string_equal(s_header(&response, "Allow"), "GET");
     s_response_clear(&response);
     assert_int_equal(s_request("GET", "/api/v1/auth/login", NULL, NULL, NULL, &response), 405);
     assert_string_equal(s_header(&response, "Allow"), "POST");
@@ -968,13 +999,18 @@ static void test_static_files(void **state)
     assert_int_equal(response.size, 0);
     s_response_clear(&response);
 
-    //  Client-side routes get the app; missing assets and escapes do not.
-    assert_int_equal(s_request("GET", "/u/ann/posts", NULL, NULL, NULL, &response), 200);
-    assert_non_null(strstr(response.body, "<div id=\"app\">"));
-    s_response_clear(&response);
-    const char *refused[] = {"/missing.js",    "/%2e%2e/Makefile",
-                             "/..%2fMakefile", "/%2e%2e%2f%2e%2e%2fetc%2fpasswd.txt",
-                             "/a%00.js",       "/%zz.js"};
+    //  Client-side routes get the app, dots and all (usernames may hold
+    //  them); missing build assets and escapes do not.
+    const char *routes[] = {"/u/ann/posts", "/u/ann.b", "/u/ann.b/followers", "/missing.js"};
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        assert_int_equal(s_request("GET", routes[i], NULL, NULL, NULL, &response), 200);
+        assert_non_null(strstr(response.body, "<div id=\"app\">"));
+        assert_string_equal(s_header(&response, "Cache-Control"), "no-cache");
+        s_response_clear(&response);
+    }
+    const char *refused[] = {"/assets/missing.js", "/%2e%2e/Makefile",
+                             "/..%2fMakefile",     "/%2e%2e%2f%2e%2e%2fetc%2fpasswd.txt",
+                             "/a%00.js",           "/%zz.js"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         assert_int_equal(s_request("GET", refused[i], NULL, NULL, NULL, &response), 404);
         s_response_clear(&response);

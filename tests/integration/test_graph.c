@@ -559,9 +559,12 @@ static void test_lists_pagination(void **state)
     s_expect_names("/api/v1/users/star/followers?limit=500", token,
                    "late_fan,fan4,fan3,fan2,fan0"); // clamped to 100
     s_expect_names("/api/v1/users/star/followers?cursor=", token, "late_fan,fan4,fan3,fan2,fan0");
+    //  Any positive integer is clamped, however many digits (API.md "Lists").
+    s_expect_names("/api/v1/users/star/followers?limit=99999999999999999999", token,
+                   "late_fan,fan4,fan3,fan2,fan0");
 
     //  Bad limits and cursors: 400 naming the field.
-    const char *bad_limits[] = {"0", "-1", "abc", "1.5", "", "99999999999999999999", NULL};
+    const char *bad_limits[] = {"0", "-1", "abc", "1.5", "", "00000000000000000000", NULL};
     for (int i = 0; bad_limits[i]; i++) {
         http_response_t r;
         s_call("GET",

@@ -598,6 +598,13 @@ static void test_trends(void **state)
     json_t *body = s_get("/api/v1/trends/hashtags?window=7d&limit=1", NULL);
     assert_int_equal(json_array_size(json_object_get(body, "items")), 1);
     json_decref(body);
+    //  A single post of a new tag trends too (API.md: within a minute of
+    //  its posts), below the burst.
+    free(s_post(&author, "just once #trendoncez"));
+    body = s_wait_list("/api/v1/trends/hashtags?window=1h", NULL, "tag", "trendoncez", NULL);
+    assert_string_equal(harness_str(json_array_get(json_object_get(body, "items"), 0), "tag"),
+                        "trendburstz");
+    json_decref(body);
     s_expect_invalid("/api/v1/trends/hashtags?window=2h", "window");
     s_expect_invalid("/api/v1/trends/hashtags?limit=-3", "limit");
     s_user_free(&author);
@@ -644,6 +651,9 @@ static void test_explore(void **state)
     assert_null(strstr(joined, ",viewer_ex,"));
     assert_null(strstr(joined, ",followed_ex,"));
     assert_null(strstr(joined, ",blocker_ex,"));
+    //  Nor a private account (API.md "Explore"; unit test_explore_users
+    //  holds one followed by the viewer's followees to it).
+    assert_null(strstr(joined, ",private_ex,"));
     json_decref(body);
     s_expect_invalid("/api/v1/explore?cursor=nope", "cursor");
     s_expect_invalid("/api/v1/explore/users?limit=abc", "limit");

@@ -349,7 +349,10 @@ static void test_args_limit(void **state)
         {"{\"limit\":\"abc\"}", -1, 0},
         {"{\"limit\":\"\"}", -1, 0},
         {"{\"limit\":\"1.5\"}", -1, 0},
-        {"{\"limit\":\"99999999999999999999999\"}", -1, 0},
+        //  Any positive integer, however long, is clamped (API.md "Lists").
+        {"{\"limit\":\"99999999999999999999999\"}", 1, 100},
+        {"{\"limit\":\"0000000000000000000000007\"}", 1, 7},
+        {"{\"limit\":\"0000000000000000000000000\"}", -1, 0},
         {"{\"limit\":true}", -1, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

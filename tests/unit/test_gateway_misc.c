@@ -79,6 +79,20 @@ static void test_auth_header(void **state)
     header[sizeof header - 1] = 0;
     assert_int_equal(auth_viewer(header, SECRET, now, &viewer), AUTH_INVALID);
     free(token);
+
+    //  The session (sid claim) comes out beside the viewer; 0 without one.
+    int64_t session = -1;
+    token = token_issue_session(SECRET, 77, 9001, 900);
+    snprintf(header, sizeof header, "Bearer %s", token);
+    assert_int_equal(auth_viewer_session(header, SECRET, now, &viewer, &session), AUTH_VALID);
+    assert_int_equal(viewer, 77);
+    assert_int_equal(session, 9001);
+    free(token);
+    token = token_issue(SECRET, 77, 900);
+    snprintf(header, sizeof header, "Bearer %s", token);
+    assert_int_equal(auth_viewer_session(header, SECRET, now, &viewer, &session), AUTH_VALID);
+    assert_int_equal(session, 0);
+    free(token);
 }
 
 static void test_static_cache_control(void **state)

@@ -113,7 +113,27 @@ static void test_issue_and_verify(void **state)
     char *second = token_issue(SECRET, 1234567890123LL, 900);
     assert_string_not_equal(token, second); // different jti
     free(second);
+
+    //  No session claim: the session is 0.
+    int64_t session = -1;
+    assert_int_equal(token_verify_session(SECRET, token, now, &user_id, &session), 0);
+    assert_int_equal(session, 0);
     free(token);
+
+    //  With one: sid is a decimal string, given back by token_verify_session.
+    token = token_issue_session(SECRET, 42, 504393715284967424LL, 900);
+    assert_non_null(token);
+    assert_int_equal(token_verify_session(SECRET, token, now, &user_id, &session), 0);
+    assert_int_equal(user_id, 42);
+    assert_int_equal(session, 504393715284967424LL);
+    assert_int_equal(token_verify(SECRET, token, now, &user_id), 0);
+    jwt = NULL;
+    assert_int_equal(jwt_decode(&jwt, token, (const unsigned char *)SECRET, (int)strlen(SECRET)),
+                     0);
+    assert_string_equal(jwt_get_grant(jwt, "sid"), "504393715284967424");
+    jwt_free(jwt);
+    free(token);
+    assert_null(token_issue_session(SECRET, 42, -1, 900));
 }
 
 static void test_issue_refuses_bad_input(void **state)
@@ -259,6 +279,8 @@ static void test_bad_claims(void **state)
         "{\"sub\":\"42\",\"iat\":1,\"exp\":99999999999.5}",                   // exp a real
         "{\"sub\":\"42\",\"iat\":\"1\",\"exp\":99999999999}",                 // iat a string
         "{\"sub\":\"42\",\"iat\":1,\"exp\":99999999999,\"nbf\":99999999999}", // not yet
+        "{\"sub\":\"42\",\"iat\":1,\"exp\":99999999999,\"sid\":7}",           // sid a number
+        "{\"sub\":\"42\",\"iat\":1,\"exp\":99999999999,\"sid\":\"0\"}",       // sid not positive
     };
     for (size_t i = 0; i < sizeof grants / sizeof grants[0]; i++) {
         char *token = s_libjwt(JWT_ALG_HS256, SECRET, grants[i]);
