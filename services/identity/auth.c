@@ -34,6 +34,22 @@ static json_t *s_conflict_reply(db_t *db, const char *username, const char *emai
     return identity_conflict(fields);
 }
 
+//  Ends a sign-in inside its open transaction: the session body for the
+//  user row in res, the commit, and the reply with status. On failure the
+//  transaction is left open for the caller's cleanup to roll back.
+static json_t *s_commit_session(const identity_t *self, db_t *db, PGresult *res, int64_t user_id,
+                                int64_t family, const char *refresh, int status)
+{
+    json_t *body =
+        tokens_session_body(self, store_user_json(res, 0, USER_ME), user_id, family, refresh);
+    if (!body) return identity_internal("access token");
+    if (db_commit(db) != 0) {
+        json_decref(body);
+        return identity_internal("commit");
+    }
+    return reply_ok(status, body);
+}
+
 json_t *auth_register(call_t *call)
 {
     identity_t *self = identity_of(call);
@@ -74,7 +90,7 @@ json_t *auth_register(call_t *call)
     char id_text[21];
     ids_format(id, id_text, sizeof id_text);
     char refresh[TOKENS_TEXT_SIZE];
-    json_t *payload = NULL, *body = NULL;
+    json_t *payload = NULL;
 
     if (db_begin(db) != 0) return identity_internal("begin");
     const char *params[] = {id_text, username, email, hash, display_name};
@@ -95,21 +111,10 @@ json_t *auth_register(call_t *call)
         reply = identity_internal("register");
         goto cleanup;
     }
-    body = tokens_session_body(self, store_user_json(res, 0, USER_ME), id, family, refresh);
-    if (!body) {
-        reply = identity_internal("access token");
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = identity_internal("commit");
-        goto cleanup;
-    }
-    log_info("registered user %s", id_text);
-    reply = reply_ok(201, body);
-    body = NULL;
+    reply = s_commit_session(self, db, res, id, family, refresh, 201);
+    if (reply_status(reply) == 201) log_info("registered user %s", id_text);
 cleanup:
     if (db_in_transaction(db)) db_rollback(db);
-    json_decref(body);
     json_decref(payload);
     PQclear(res);
     sodium_memzero(refresh, sizeof refresh);
@@ -129,7 +134,7 @@ json_t *auth_login(call_t *call)
 
     PGresult *res = store_user_by_login(db, login);
     if (!res) return identity_internal("user lookup");
-    json_t *reply = NULL, *body = NULL;
+    json_t *reply = NULL;
     char refresh[TOKENS_TEXT_SIZE] = "";
     bool found = PQntuples(res) == 1;
     const char *stored = found ? PQgetvalue(res, 0, COL_PASSWORD_HASH) : NULL;
@@ -160,20 +165,9 @@ json_t *auth_login(call_t *call)
         reply = identity_internal("login");
         goto cleanup;
     }
-    body = tokens_session_body(self, store_user_json(res, 0, USER_ME), id, family, refresh);
-    if (!body) {
-        reply = identity_internal("access token");
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = identity_internal("commit");
-        goto cleanup;
-    }
-    reply = reply_ok(200, body);
-    body = NULL;
+    reply = s_commit_session(self, db, res, id, family, refresh, 200);
 cleanup:
     if (db_in_transaction(db)) db_rollback(db);
-    json_decref(body);
     PQclear(res);
     sodium_memzero(refresh, sizeof refresh);
     return reply;
@@ -198,7 +192,7 @@ json_t *auth_refresh(call_t *call)
     if (!token) return reply_invalid(fields, "some fields are not valid");
     json_decref(fields);
 
-    json_t *reply = NULL, *body = NULL;
+    json_t *reply = NULL;
     PGresult *res = NULL;
     char refresh[TOKENS_TEXT_SIZE] = "";
     int64_t user_id = 0, family = 0;
@@ -226,20 +220,9 @@ json_t *auth_refresh(call_t *call)
         reply = identity_internal("user of refresh token");
         goto cleanup;
     }
-    body = tokens_session_body(self, store_user_json(res, 0, USER_ME), user_id, family, refresh);
-    if (!body) {
-        reply = identity_internal("access token");
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = identity_internal("commit");
-        goto cleanup;
-    }
-    reply = reply_ok(200, body);
-    body = NULL;
+    reply = s_commit_session(self, db, res, user_id, family, refresh, 200);
 cleanup:
     if (db_in_transaction(db)) db_rollback(db);
-    json_decref(body);
     PQclear(res);
     sodium_memzero(refresh, sizeof refresh);
     return reply;
