@@ -25,7 +25,7 @@ else
   OPT := -O2 -g
 endif
 
-PKGS := libczmq libzmq libpq msgpack libjwt libsodium jansson
+PKGS := libczmq libzmq libpq msgpack libjwt libsodium jansson libcrypto
 CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS_PKG := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
@@ -147,9 +147,13 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Text files get a gzip copy beside them, served to clients that take gzip
+# (gateway/static.c); made after the touch, so no copy is older than its file.
 web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRC)
 	cd web && npm run --silent build
 	@touch $@
+	find web/dist -type f \( -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.svg' \
+	  -o -name '*.json' -o -name '*.webmanifest' \) -size +1k -exec gzip -9 -k -f -n {} +
 else
 web:
 	@true

@@ -5,15 +5,26 @@
 #   1. starts the embedded default (scripts/run.sh) on BENCH_PORT (18080) with
 #      its own data folder, the auth rate limit off; or, with BENCH_URL set,
 #      targets a system that is already running;
-#   2. seeds it through the public API (tools/bench_seed.c) at BENCH_SCALE:
-#        small    1,000 users, ~20 follows each, 10,000 posts (the default here)
+#   2. seeds it (tools/bench_seed.c) at BENCH_SCALE:
 #        tiny     200 users, 10 follows each, 1,000 posts (a quick check)
-#      Bigger scales need per-service seed paths (see docs/benchmarks.md);
+#        small    1,000 users, ~20 follows each, 10,000 posts (the default here)
+#      through the public API, or
+#        default  10,000 users, ~50 follows each, 100,000 posts, 1,000,000
+#                 likes, 200,000 comments
+#        large    100,000 users, ~30 follows each, 1,000,000 posts,
+#                 2,000,000 likes, 400,000 comments
+#      through the services' own seed methods (identity.seed, graph.seed,
+#      media.seed; the services get *_SEED_ENABLED=1), waiting until every
+#      consumer has caught up, at most BENCH_SEED_WAIT (600) s a stage (seed
+#      time and catch-up per consumer go into the report). With BENCH_URL, bulk scales need BENCH_BROKER_URL and
+#      BENCH_DATABASE_URL of that system, started with the seed switches on;
 #   3. runs every scenario whose endpoint exists with wrk: BENCH_CONNECTIONS
 #      (32) keep-alive connections, BENCH_THREADS (2) threads, a warm-up of
 #      BENCH_WARMUP (3s) then BENCH_DURATION (10s) measured with --latency;
 #      fresh tokens of BENCH_TOKENS (200) distinct users for each scenario;
 #      GET /healthz first, the gateway's own ceiling in the same run;
+#      with the system started here, each scenario also gets its CPU per
+#      request, process by process (bench/cpu.sh);
 #   4. measures the time from POST /posts to the post in a follower's feed,
 #      and each process's peak RSS (VmHWM);
 #   4b. with BENCH_SEARCH_SCALE=1, search at scale: seeds BENCH_SEARCH_USERS
@@ -31,7 +42,7 @@ cd "$ROOT"
 : "${BENCH_PORT:=18080}" "${BENCH_SCALE:=small}" "${BENCH_CONNECTIONS:=32}" "${BENCH_THREADS:=2}"
 : "${BENCH_DURATION:=10s}" "${BENCH_WARMUP:=3s}" "${BENCH_TOKENS:=200}" "${BENCH_WRITE:=1}"
 : "${BENCH_SEARCH_SCALE:=0}" "${BENCH_SEARCH_USERS:=100000}" "${BENCH_SEARCH_POSTS:=1000000}"
-: "${BENCH_SEARCH_QUERIES:=2000}" "${BENCH_SEARCH_THREADS:=2}"
+: "${BENCH_SEARCH_QUERIES:=2000}" "${BENCH_SEARCH_THREADS:=2}" "${BENCH_SEED_WAIT:=600}"
 # Only the bench's own system lets search.seed write (the search service reads it).
 [ "$BENCH_SEARCH_SCALE" = 1 ] && export SEARCH_SEED_ENABLED=1
 OUT="$ROOT/build/bench"
@@ -40,11 +51,20 @@ mkdir -p "$OUT"
 SEED="$ROOT/build/bin/bench_seed"
 URL=${BENCH_URL:-http://127.0.0.1:$BENCH_PORT}
 
+BULK=0
 case "$BENCH_SCALE" in
   tiny) USERS=200; FOLLOWS=10; POSTS=1000; LIKES=5000; COMMENTS=1000 ;;
   small) USERS=1000; FOLLOWS=20; POSTS=10000; LIKES=30000; COMMENTS=5000 ;;
-  *) echo "bench: BENCH_SCALE must be tiny or small (bigger scales: see docs/benchmarks.md)" >&2; exit 2 ;;
+  default) USERS=10000; FOLLOWS=50; POSTS=100000; LIKES=1000000; COMMENTS=200000; BULK=1 ;;
+  large) USERS=100000; FOLLOWS=30; POSTS=1000000; LIKES=2000000; COMMENTS=400000; BULK=1 ;;
+  *) echo "bench: BENCH_SCALE must be tiny, small, default or large" >&2; exit 2 ;;
 esac
+# Only the bench's own system lets the seed methods write.
+if [ $BULK = 1 ] && [ -z "${BENCH_URL:-}" ]; then
+  export IDENTITY_SEED_ENABLED=1 GRAPH_SEED_ENABLED=1 MEDIA_SEED_ENABLED=1
+fi
+BROKER=${BENCH_BROKER_URL:-tcp://127.0.0.1:$((BENCH_PORT + 20))}
+DATABASE=${BENCH_DATABASE_URL:-postgresql://app@127.0.0.1:$((BENCH_PORT + 10))/app}
 
 started=0
 cleanup() {
@@ -79,8 +99,18 @@ fi
 
 echo "bench: seeding ($BENCH_SCALE)"
 seed_start=$(date +%s)
-"$SEED" --url "$URL" --out "$OUT" --users $USERS --follows $FOLLOWS --posts $POSTS \
-  --likes $LIKES --comments $COMMENTS --tokens "$BENCH_TOKENS" --threads 16 "${IMAGE_ARGS[@]}" seed || true
+SEED_HOW="through the API"
+if [ $BULK = 1 ]; then
+  [ ${#IMAGE_ARGS[@]} -gt 0 ] || { echo "bench: bulk seeding needs POST /posts" >&2; exit 1; }
+  SEED_HOW="through the services' seed methods"
+  "$SEED" --url "$URL" --out "$OUT" --users $USERS --follows $FOLLOWS --posts $POSTS \
+    --likes $LIKES --comments $COMMENTS --tokens "$BENCH_TOKENS" --threads 8 "${IMAGE_ARGS[@]}" \
+    --broker "$BROKER" --database "$DATABASE" --wait-max "$BENCH_SEED_WAIT" bulk | tee "$OUT/seed.txt" ||
+    { echo "bench: bulk seeding failed" >&2; exit 1; }
+else
+  "$SEED" --url "$URL" --out "$OUT" --users $USERS --follows $FOLLOWS --posts $POSTS \
+    --likes $LIKES --comments $COMMENTS --tokens "$BENCH_TOKENS" --threads 16 "${IMAGE_ARGS[@]}" seed || true
+fi
 seed_seconds=$(( $(date +%s) - seed_start ))
 
 to_ms() { # "1.23ms" | "850.00us" | "1.02s" -> milliseconds
@@ -92,6 +122,7 @@ to_ms() { # "1.23ms" | "850.00us" | "1.02s" -> milliseconds
 }
 
 ROWS=()
+CPU_ROWS=()
 HEALTHZ_RPS=0
 run_scenario() { # name, label, method+path for the probe
   local name=$1 label=$2 log="$OUT/wrk-$1.txt" rps p50 p90 p99 errors ratio
@@ -99,7 +130,18 @@ run_scenario() { # name, label, method+path for the probe
   local script=(-s bench/lua/scenario.lua "$URL" -- "$name" "$OUT" "$JPEG")
   [ "$name" = healthz ] && script=("$URL/healthz")
   wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_WARMUP" "${script[@]}" >/dev/null 2>&1 || true
+  [ $started -eq 1 ] && bash bench/cpu.sh snapshot "$VAR" >"$OUT/cpu-$name.before" 2>/dev/null
   wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_DURATION" --timeout 10s --latency "${script[@]}" >"$log" 2>&1 || true
+  if [ $started -eq 1 ]; then
+    # CPU ms per request, process by process (bench/cpu.sh): what a req/s ceiling is made of.
+    bash bench/cpu.sh snapshot "$VAR" >"$OUT/cpu-$name.after" 2>/dev/null
+    local served cpu
+    served=$(awk '/requests in/ {print $1; exit}' "$log")
+    cpu=$(bash bench/cpu.sh report "$OUT/cpu-$name.before" "$OUT/cpu-$name.after" "${served:-0}" 2>/dev/null |
+      awk '$2 >= 0.005 { total += $2; parts = parts (parts ? ", " : "") $1 " " $2 }
+           END { if (parts) printf "%.2f (%s)", total, parts }')
+    [ -n "$cpu" ] && CPU_ROWS+=("| $label | $cpu |")
+  fi
   rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$log")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$log")")
   p90=$(to_ms "$(awk '$1 == "90%" {print $2}' "$log")")
@@ -211,9 +253,25 @@ REPORT="$OUT/benchmarks.md"
   echo "(bench/lua/scenario.lua). Dataset ($BENCH_SCALE): $USERS users, ~$FOLLOWS follows each (skewed),"
   npost=$(wc -l <"$OUT/posts.txt" 2>/dev/null || echo 0)
   if [ "$npost" -gt 0 ]; then
-    echo "$npost posts, $LIKES likes, $COMMENTS comments, seeded through the API in ${seed_seconds}s."
+    echo "$POSTS posts, $LIKES likes, $COMMENTS comments, seeded $SEED_HOW in ${seed_seconds}s."
   else
-    echo "no posts (the media service is not there yet), seeded through the API in ${seed_seconds}s."
+    echo "no posts (the media service is not there yet), seeded $SEED_HOW in ${seed_seconds}s."
+  fi
+  if [ $BULK = 1 ] && [ -s "$OUT/seed.txt" ]; then
+    echo
+    # "bulk: seed identity accounts=N seconds=S", "bulk: catchup STAGE CONSUMER S EVENTS"
+    awk '$2 == "seed" { $1 = ""; $2 = ""; sub(/^ +/, ""); seeds = seeds (seeds ? "; " : "") $0 }
+         $2 == "catchup" { if (!($3 in c)) order[++k] = $3
+                           c[$3] = c[$3] (c[$3] ? ", " : "") $4 " " $5 " s"; n[$3] = $6 }
+         $2 == "behind" { if (!($3 in c)) order[++k] = $3
+                          c[$3] = c[$3] (c[$3] ? ", " : "") $4 " still behind after " $5 " s (" $6 " of " $7 " events)"; n[$3] = $7 }
+         $2 == "total" { total = "total " $3 }
+         END {
+           printf "Seed calls: %s; %s. Consumers caught up after each stage\n", seeds, total
+           printf "(seconds after the stage'"'"'s last write; events = the producer'"'"'s outbox so far):"
+           for (i = 1; i <= k; i++) printf " %s (%s events): %s;", order[i], n[order[i]], c[order[i]]
+           printf "\n"
+         }' "$OUT/seed.txt"
   fi
   echo
   echo "Timings on a shared 2-core machine are noisy: compare the ratio to the"
@@ -223,6 +281,16 @@ REPORT="$OUT/benchmarks.md"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${ROWS[@]}"
   echo
+  if [ ${#CPU_ROWS[@]} -gt 0 ]; then
+    echo "CPU per request (\`bench/cpu.sh\`: utime + stime of every process of the system and of"
+    echo "Postgres during the measured run, divided by the requests served; wrk's own CPU is not in it)."
+    echo "On $(nproc) cores this is the throughput ceiling: $(nproc) × 1000 ms ÷ the total, shared with wrk."
+    echo
+    echo "| scenario | CPU ms per request: total (by process, 0.005 ms and up) |"
+    echo "|---|---|"
+    printf '%s\n' "${CPU_ROWS[@]}"
+    echo
+  fi
   echo "Login is bound by argon2id (19 MiB, 2 passes) by design: its req/s is for $(nproc) cores."
   echo
   echo "Post to follower's feed: $FEEDLAG."

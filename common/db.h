@@ -52,6 +52,11 @@ bool db_last_was_unique_violation(db_t *self);
 //  commit failed, e.g. serialization); db_rollback is safe to call when no
 //  transaction is open. Nesting is not supported (asserted).
 int db_begin(db_t *self);
+//  The deadline (unix ms, 0 = none) of the request this connection serves:
+//  every transaction db_begin starts from now on gets statement_timeout and
+//  lock_timeout of the time left (at least 1 ms), so it cannot wait past
+//  it. service.c sets it around each request.
+void db_set_deadline(db_t *self, int64_t deadline_ms);
 int db_commit(db_t *self);
 void db_rollback(db_t *self);
 bool db_in_transaction(db_t *self);

@@ -11,7 +11,8 @@
     replay decodes them once. db_query takes text parameters only, so
     events_emit passes the bytes in bytea's hex input form ("\x0a1b…").
 
-    Emitting. One statement inserts the row and calls pg_notify on the
+    Emitting. One statement inserts the row (events_emit_many: a chunk of
+    rows of one topic, from one hex-encoded parameter) and calls pg_notify on the
     channel "events_<producer>"; Postgres delivers the notification only if
     and when the transaction commits, so the publisher wakes within
     milliseconds of a commit and never for a rolled-back event.
@@ -37,12 +38,18 @@
 
     Subscriber thread (zactor). Owns a connection to the consumer's schema,
     a SUB socket subscribed to "<producer>." for every producer named in the
-    routes, and an rpc client for events.replay. Each event runs in one
-    transaction: lock the producer's offset row (inserted at 0 when
-    missing), compare, run the route's handler, store the new offset,
-    commit. So the handler's effect and the offset commit or roll back
-    together, and several instances of one consumer (scaled out) serialize
-    on the offset row: each event's effect happens once. A cached lower
+    routes, and an rpc client for events.replay. Events run in one
+    transaction per batch of one producer's events (a replay page, or the
+    run of live events waiting on the socket, at most EVENTS_HANDLE_BATCH):
+    lock the producer's offset row (inserted at 0 when missing), and for
+    each event compare, run the route's handler; then store the new
+    offset, commit. So the handlers' effects and the offset commit or roll
+    back together, and several instances of one consumer (scaled out)
+    serialize on the offset row: each event's effect happens once. A
+    backlog costs one commit per batch, not per event (measured in
+    docs/benchmarks.md, "Seeding"). When a handler fails inside a batch,
+    the batch is rolled back and its events go again one transaction
+    each, which commits those before the failing one and stalls on it. A cached lower
     bound of the offset lets duplicates be dropped without a round trip.
     A gap (seq > last + 1) triggers a replay at once; a replay also runs at
     start and every EVENTS_REPLAY_MS (default 3000), which catches the last
@@ -75,6 +82,7 @@
 #define EVENTS_ELECTION_MS 1000  // how often a follower tries to lead
 #define EVENTS_REPLAY_MS 3000    // subscriber's periodic replay (EVENTS_REPLAY_MS)
 #define EVENTS_REPLAY_LIMIT 500  // default and page size of a replay
+#define EVENTS_HANDLE_BATCH 500  // events of one producer handled in one transaction
 #define EVENTS_REPLAY_LIMIT_MAX 1000
 #define EVENTS_REPLAY_PAGES 20      // pages per replay call before looking at the pipe
 #define EVENTS_RPC_TIMEOUT_MS 3000  // one replay call
@@ -171,6 +179,66 @@ int events_emit(db_t *db, const char *topic, const json_t *payload)
                         4, params);
     freen(bytea);
     return rows == 1 ? 0 : -1;
+}
+
+int events_emit_many(db_t *db, const char *topic, const json_t *payloads)
+{
+    assert(db);
+    assert(topic);
+    assert(db_in_transaction(db));
+    char channel[72];
+    size_t topic_length = strlen(topic);
+    if (topic_length == 0 || topic_length > EVENTS_TOPIC_MAX || !json_is_array(payloads) ||
+        s_channel(db_schema(db), channel, sizeof channel) != 0) {
+        log_error("events_emit_many: bad topic, payloads or producer name");
+        return -1;
+    }
+    size_t count = json_array_size(payloads);
+    if (count == 0) return 0;
+    //  One text parameter: the payloads' msgpack bytes in hex, separated by
+    //  commas (hex never holds one), split and decoded by the statement.
+    //  No array-literal quoting, and the rows keep the array's order.
+    static const char digits[] = "0123456789abcdef";
+    size_t used = 0, capacity = count * 256;
+    char *hex = (char *)zmalloc(capacity);
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        const json_t *payload = json_array_get(payloads, i);
+        size_t size = 0;
+        char *packed = json_is_object(payload) ? msgjson_encode(payload, &size) : NULL;
+        if (!packed) {
+            log_error("events_emit_many: payload %zu of %s is not an encodable object", i, topic);
+            rc = -1;
+            break;
+        }
+        if (used + 2 * size + 2 > capacity) {
+            capacity = 2 * (used + 2 * size + 2);
+            hex = (char *)realloc(hex, capacity);
+            assert(hex);
+        }
+        if (i > 0) hex[used++] = ',';
+        for (size_t b = 0; b < size; b++) {
+            hex[used++] = digits[(unsigned char)packed[b] >> 4];
+            hex[used++] = digits[(unsigned char)packed[b] & 15];
+        }
+        hex[used] = '\0';
+        free(packed);
+    }
+    if (rc == 0) {
+        const char *params[] = {topic, hex, log_request_id(), channel};
+        long rows = db_exec(db,
+                            "WITH inserted AS ("
+                            " INSERT INTO outbox (topic, payload, request_id)"
+                            " SELECT $1, decode(h, 'hex'), $3"
+                            " FROM unnest(string_to_array($2, ',')) WITH ORDINALITY AS x(h, n)"
+                            " ORDER BY n RETURNING id)"
+                            " SELECT pg_notify($4, '') FROM (SELECT 1 FROM inserted LIMIT 1) one",
+                            4, params);
+        rc = rows == 1 ? 0 : -1;
+        if (rc != 0) log_error("events_emit_many: cannot insert %zu %s events", count, topic);
+    }
+    freen(hex);
+    return rc;
 }
 
 //  ---- replay ------------------------------------------------------------------
@@ -554,6 +622,7 @@ typedef struct {
     size_t producer_count;
     void *state;
     int64_t replay_ms;
+    size_t batch_max; // events a transaction (EVENTS_HANDLE_BATCH; 1 = one each)
 } subscriber_t;
 
 typedef enum { HANDLED, DUPLICATE, GAP, FAILED } outcome_t;
@@ -699,6 +768,94 @@ static outcome_t s_handle(subscriber_t *self, producer_t *producer, const event_
     return HANDLED;
 }
 
+//  Runs events[0..count) of one producer, in the order given (increasing
+//  seq), through the same steps as s_handle but in one transaction: the
+//  offset row is locked and read once, each event at last + 1 runs its
+//  handler, duplicates are skipped, and the offset is stored once before
+//  the commit. So a backlog costs one commit (and two offset statements)
+//  per batch instead of per event, with the same guarantees: the effects
+//  and the offset commit or roll back together, and other instances of
+//  the consumer wait on the offset row.
+//
+//  Returns HANDLED (all handled or duplicates; *done = count); GAP when
+//  events[*done] is above the offset + 1 (the ones before it are
+//  committed); FAILED when a handler or the database failed: the whole
+//  batch is rolled back, *done = 0, and the caller goes event by event
+//  with s_handle, which commits the ones before the failing event and
+//  stalls on it exactly as before.
+static outcome_t s_handle_batch(subscriber_t *self, producer_t *producer, const event_t *events,
+                                size_t count, size_t *done)
+{
+    *done = 0;
+    size_t first = 0;
+    while (first < count && events[first].seq <= producer->last_known)
+        first++;
+    if (first == count) {
+        *done = count;
+        return HANDLED; // all duplicates: no round trip
+    }
+    if (count - first == 1) {
+        //  One event: the single path (same statements, no batch bookkeeping).
+        outcome_t outcome = s_handle(self, producer, &events[first]);
+        *done = outcome == GAP ? first : outcome == FAILED ? 0 : count;
+        return outcome == DUPLICATE ? HANDLED : outcome;
+    }
+    db_t *db = self->db;
+    if (db_begin(db) != 0) return FAILED;
+    const char *params[] = {producer->name, NULL};
+    PGresult *result = db_query(db,
+                                "INSERT INTO event_offsets (producer, last_seq) VALUES ($1, 0)"
+                                " ON CONFLICT (producer) DO UPDATE"
+                                " SET last_seq = event_offsets.last_seq RETURNING last_seq",
+                                1, params);
+    if (!result || PQntuples(result) != 1) {
+        PQclear(result);
+        db_rollback(db);
+        return FAILED;
+    }
+    int64_t stored = strtoll(PQgetvalue(result, 0, 0), NULL, 10), last = stored;
+    PQclear(result);
+    outcome_t outcome = HANDLED;
+    size_t index = first;
+    for (; index < count; index++) {
+        const event_t *event = &events[index];
+        if (event->seq <= last) continue;
+        if (event->seq > last + 1) {
+            outcome = GAP;
+            break;
+        }
+        const events_route_t *route = s_find_route(self, event);
+        if (route && route->handler) {
+            log_set_request_id(event->request_id);
+            int rc = route->handler(db, event, self->state);
+            bool open = db_in_transaction(db);
+            log_set_request_id(NULL);
+            if (rc != 0 || !open) {
+                log_warn("events: handler for %s.%s seq %" PRId64 " failed in a batch%s; going"
+                         " event by event",
+                         event->producer, event->topic, event->seq,
+                         open ? "" : " (it ended the transaction)");
+                db_rollback(db);
+                return FAILED;
+            }
+        }
+        last = event->seq;
+    }
+    char seq_text[24];
+    snprintf(seq_text, sizeof seq_text, "%" PRId64, last);
+    params[1] = seq_text;
+    if ((last > stored &&
+         db_exec(db, "UPDATE event_offsets SET last_seq = $2::bigint WHERE producer = $1", 2,
+                 params) != 1) ||
+        db_commit(db) != 0) {
+        db_rollback(db);
+        return FAILED;
+    }
+    if (last > producer->last_known) producer->last_known = last;
+    *done = index;
+    return outcome;
+}
+
 //  Keeps event_object (a reference is taken) for a retry after the backoff.
 static void s_stall(producer_t *producer, json_t *event_object)
 {
@@ -751,32 +908,54 @@ static void s_replay(subscriber_t *self, producer_t *producer)
             log_warn("events: %s is at seq %" JSON_INTEGER_FORMAT " but we handled %" PRId64
                      " (was its outbox reset?)",
                      producer->name, json_integer_value(last_seq), since);
-        size_t index;
-        json_t *object;
-        json_array_foreach(events, index, object)
-        {
-            event_t event;
+        //  The page's well-formed prefix, in one transaction per
+        //  EVENTS_HANDLE_BATCH events; a batch that fails goes again
+        //  event by event, which stalls on the failing one.
+        size_t count = json_array_size(events), parsed = 0;
+        event_t *parsed_events = (event_t *)zmalloc((count + 1) * sizeof(event_t));
+        bool malformed = false;
+        for (; parsed < count; parsed++) {
+            json_t *object = json_array_get(events, parsed);
             if (json_is_object(object))
                 json_object_set_new(object, "producer", json_string(producer->name));
-            if (s_event_parse(object, &event) != 0) {
-                log_warn("events: malformed event in a replay from %s", producer->name);
-                json_decref(reply);
-                return;
-            }
-            outcome_t outcome = s_handle(self, producer, &event);
-            if (outcome == FAILED) {
-                s_stall(producer, object);
-                json_decref(reply);
-                return;
-            }
-            if (outcome == GAP) {
-                log_error("events: replay from %s skips from %" PRId64 " to %" PRId64,
-                          producer->name, producer->last_known, event.seq);
-                json_decref(reply);
-                return;
+            if (s_event_parse(object, &parsed_events[parsed]) != 0) {
+                malformed = true;
+                break;
             }
         }
-        size_t count = json_array_size(events);
+        bool stop = false;
+        for (size_t start = 0; start < parsed && !stop; start += self->batch_max) {
+            size_t size = parsed - start < self->batch_max ? parsed - start : self->batch_max;
+            size_t done = 0;
+            outcome_t outcome = s_handle_batch(self, producer, parsed_events + start, size, &done);
+            if (outcome == FAILED) {
+                outcome = HANDLED;
+                for (size_t i = start; i < start + size; i++) {
+                    outcome_t one = s_handle(self, producer, &parsed_events[i]);
+                    if (one == FAILED) {
+                        s_stall(producer, json_array_get(events, i));
+                        outcome = FAILED;
+                        break;
+                    }
+                    if (one == GAP) {
+                        done = i - start;
+                        outcome = GAP;
+                        break;
+                    }
+                }
+            }
+            if (outcome == GAP)
+                log_error("events: replay from %s skips from %" PRId64 " to %" PRId64,
+                          producer->name, producer->last_known, parsed_events[start + done].seq);
+            stop = outcome != HANDLED;
+        }
+        freen(parsed_events);
+        if (malformed && !stop)
+            log_warn("events: malformed event in a replay from %s", producer->name);
+        if (stop || malformed) {
+            json_decref(reply);
+            return;
+        }
         json_decref(reply);
         if (count < EVENTS_REPLAY_LIMIT) return; // caught up
     }
@@ -802,49 +981,112 @@ static void s_retry(subscriber_t *self, producer_t *producer)
     json_decref(pending);
 }
 
-//  One message from the SUB socket.
-static void s_on_message(subscriber_t *self, zmsg_t *msg)
+//  Checks one message from the SUB socket: two frames, a well-formed event
+//  of a producer we consume, the topic frame exactly "<producer>.<topic>".
+//  Returns the decoded event object (new reference; *event borrows from
+//  it, *producer_out is set), or NULL after logging and dropping it.
+static json_t *s_parse_message(subscriber_t *self, zmsg_t *msg, event_t *event,
+                               producer_t **producer_out)
 {
     zframe_t *topic_frame = zmsg_first(msg);
     zframe_t *event_frame = zmsg_next(msg);
     if (zmsg_size(msg) != 2) {
         log_warn("events: dropped a message of %zu frames", zmsg_size(msg));
-        return;
+        return NULL;
     }
     json_t *object = msgjson_decode(zframe_data(event_frame), zframe_size(event_frame));
-    event_t event;
     producer_t *producer = NULL;
-    if (object && s_event_parse(object, &event) == 0)
-        producer = s_find_producer(self, event.producer, strlen(event.producer));
+    if (object && s_event_parse(object, event) == 0)
+        producer = s_find_producer(self, event->producer, strlen(event->producer));
     if (producer) {
-        //  The topic frame must be exactly "<producer>.<topic>".
-        size_t producer_length = strlen(event.producer), topic_length = strlen(event.topic);
+        size_t producer_length = strlen(event->producer), topic_length = strlen(event->topic);
         const char *frame = (const char *)zframe_data(topic_frame);
         if (zframe_size(topic_frame) != producer_length + 1 + topic_length ||
-            memcmp(frame, event.producer, producer_length) != 0 || frame[producer_length] != '.' ||
-            memcmp(frame + producer_length + 1, event.topic, topic_length) != 0)
+            memcmp(frame, event->producer, producer_length) != 0 || frame[producer_length] != '.' ||
+            memcmp(frame + producer_length + 1, event->topic, topic_length) != 0)
             producer = NULL;
     }
     if (!producer) {
         log_warn("events: dropped a malformed event (%zu bytes)", zframe_size(event_frame));
         json_decref(object);
-        return;
+        return NULL;
     }
-    if (producer->pending) {
-        producer->replay_wanted = true; // stalled: replay brings it back later
-        json_decref(object);
-        return;
-    }
-    outcome_t outcome = s_handle(self, producer, &event);
+    *producer_out = producer;
+    return object;
+}
+
+//  What a live event's outcome leads to: a gap asks for a replay (at once
+//  unless a failed one waits for retry_at), a failure stalls the producer
+//  on object.
+static void s_after_live(subscriber_t *self, producer_t *producer, outcome_t outcome,
+                         const event_t *event, json_t *object)
+{
     if (outcome == GAP && zclock_mono() >= producer->retry_at) {
         log_info("events: gap from %s before seq %" PRId64 "; replaying", producer->name,
-                 event.seq);
+                 event->seq);
         s_replay(self, producer);
     } else if (outcome == GAP)
         producer->replay_wanted = true; // a failed replay is retried at retry_at
     else if (outcome == FAILED)
         s_stall(producer, object);
-    json_decref(object);
+}
+
+//  Live events objects[0..count) of one producer, in arrival order: one
+//  transaction for the run (s_handle_batch); when it fails, event by event
+//  as before. After a stall the rest are dropped (replay brings them back).
+static void s_on_live(subscriber_t *self, producer_t *producer, json_t **objects, event_t *events,
+                      size_t count)
+{
+    if (producer->pending) {
+        producer->replay_wanted = true; // stalled: replay brings them back later
+        return;
+    }
+    size_t done = 0;
+    outcome_t outcome = s_handle_batch(self, producer, events, count, &done);
+    if (outcome == GAP) {
+        s_after_live(self, producer, outcome, &events[done], objects[done]);
+        return;
+    }
+    for (size_t i = 0; outcome == FAILED && i < count; i++) {
+        if (producer->pending) {
+            producer->replay_wanted = true;
+            return;
+        }
+        outcome_t one = s_handle(self, producer, &events[i]);
+        s_after_live(self, producer, one, &events[i], objects[i]);
+        if (one == GAP) return; // the replay covered the rest
+    }
+}
+
+//  Drains up to 1000 waiting messages (then back to the pipe and the
+//  timers), handling each run of one producer's events together.
+static void s_drain(subscriber_t *self)
+{
+    json_t *objects[EVENTS_HANDLE_BATCH];
+    event_t events[EVENTS_HANDLE_BATCH];
+    producer_t *run = NULL;
+    size_t count = 0;
+    for (int i = 0; i < 1000 && (zsock_events(self->sub) & ZMQ_POLLIN); i++) {
+        zmsg_t *msg = zmsg_recv(self->sub);
+        if (!msg) break;
+        producer_t *producer = NULL;
+        event_t event;
+        json_t *object = s_parse_message(self, msg, &event, &producer);
+        zmsg_destroy(&msg);
+        if (!object) continue;
+        if (count > 0 && (producer != run || count == self->batch_max)) {
+            s_on_live(self, run, objects, events, count);
+            for (size_t k = 0; k < count; k++)
+                json_decref(objects[k]);
+            count = 0;
+        }
+        run = producer;
+        objects[count] = object;
+        events[count++] = event;
+    }
+    if (count > 0) s_on_live(self, run, objects, events, count);
+    for (size_t k = 0; k < count; k++)
+        json_decref(objects[k]);
 }
 
 static void s_subscriber_actor(zsock_t *pipe, void *args)
@@ -880,13 +1122,7 @@ static void s_subscriber_actor(zsock_t *pipe, void *args)
             zstr_free(&command);
             if (stop) break;
         }
-        //  A bounded batch, then back to the pipe and the timers.
-        for (int i = 0; i < 1000 && (zsock_events(self->sub) & ZMQ_POLLIN); i++) {
-            zmsg_t *msg = zmsg_recv(self->sub);
-            if (!msg) break;
-            s_on_message(self, msg);
-            zmsg_destroy(&msg);
-        }
+        s_drain(self);
     }
     s_subscriber_free(&self);
 }
@@ -899,6 +1135,9 @@ events_subscriber_t *events_subscriber_new(const char *database_url, const char 
     subscriber_t *sub = (subscriber_t *)zmalloc(sizeof(subscriber_t));
     sub->state = state;
     sub->replay_ms = config_int("EVENTS_REPLAY_MS", EVENTS_REPLAY_MS);
+    int64_t batch_max = config_int("EVENTS_HANDLE_BATCH", EVENTS_HANDLE_BATCH);
+    sub->batch_max = batch_max >= 1 && batch_max <= EVENTS_HANDLE_BATCH ? (size_t)batch_max
+                                                                        : EVENTS_HANDLE_BATCH;
     if (sub->replay_ms < 10) sub->replay_ms = EVENTS_REPLAY_MS;
     size_t count = 0;
     while (routes[count].topic)

@@ -18,7 +18,11 @@
     also replays at start and every few seconds, so a consumer that was
     down, or missed the last event of a burst, catches up. Handlers must be
     idempotent anyway (at-least-once across failures of the handler's
-    transaction); a handler that fails is retried, never skipped.
+    transaction); a handler that fails is retried, never skipped. A
+    backlog is handled in batches: one transaction (and one offset update)
+    for up to 500 events of one producer, in seq order; a handler may
+    therefore see, in its transaction, what the handlers of earlier events
+    of the batch wrote.
 */
 #ifndef EVENTS_H_INCLUDED
 #define EVENTS_H_INCLUDED
@@ -44,6 +48,12 @@ int events_ensure_tables(db_t *db);
 //  Returns 0 or -1.
 int events_emit(db_t *db, const char *topic, const json_t *payload);
 
+//  events_emit for many events of one topic in one statement (bulk writers
+//  such as the benchmark seed methods): payloads is an array of objects
+//  (borrowed), appended in array order. Inside the caller's transaction
+//  (asserted). An empty array is a no-op. Returns 0 or -1.
+int events_emit_many(db_t *db, const char *topic, const json_t *payloads);
+
 //  ---- publisher ---------------------------------------------------------
 typedef struct events_publisher_t events_publisher_t;
 
@@ -63,7 +73,8 @@ typedef int (*events_handler_fn)(db_t *db, const event_t *event, void *state);
 
 typedef struct {
     const char *topic;         // "media.post.created": producer, dot, event
-    events_handler_fn handler; // runs inside the offset's transaction; 0 ok, -1 retry
+    events_handler_fn handler; // runs inside the offset's transaction (shared with the
+                               // batch's earlier events); 0 ok, -1 retry
 } events_route_t;
 
 typedef struct events_subscriber_t events_subscriber_t;

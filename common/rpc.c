@@ -13,6 +13,20 @@
     the socket and goes out on reconnection, where the broker drops it if its
     deadline has passed (the deadline travels in its own frame, so the broker
     checks it without decoding the envelope).
+
+    Resending. The broker marks a 503 with error.retry = true only for a
+    request it never handed to a worker (it is draining for a restart), so
+    sending it again cannot run it twice, whatever the method: the call
+    sends it again after a short pause (RETRY_PAUSE_MS, doubling up to
+    RETRY_PAUSE_MAX_MS) until the deadline, and the new broker gets it once
+    the socket has reconnected. The broker's last message when it stops
+    is BYE: it answered everything it read from us ahead of it and reads
+    nothing after, so a call still waiting at BYE was never read: the
+    client drops the socket, waits RPC_BYE_PAUSE_MS (the old broker closes
+    its listener meanwhile), opens a new one and sends the request again.
+    A BYE found waiting before a call is sent (the client was idle) only
+    renews the socket. Nothing else is resent: a request whose reply never
+    came for any other reason (a broker killed, a timeout) may have run.
 */
 #include "rpc.h"
 #include "envelope.h"
@@ -28,8 +42,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define RETRY_PAUSE_MS 20
+#define RETRY_PAUSE_MAX_MS 200
+
 struct rpc_client_t {
     zsock_t *sock;
+    char *endpoint;
     uint64_t sequence; // last correlation id used
 };
 
@@ -49,20 +67,27 @@ void rpc_zsys_init_once(void)
     pthread_once(&s_zsys_once, s_zsys_init);
 }
 
-rpc_client_t *rpc_client_new(const char *endpoint)
+static zsock_t *s_socket(const char *endpoint)
 {
-    assert(endpoint);
-    rpc_zsys_init_once();
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     if (!sock) return NULL;
     zsock_set_linger(sock, 0);
     if (zsock_connect(sock, "%s", endpoint) == -1) {
         log_error("rpc cannot connect to %s", endpoint);
         zsock_destroy(&sock);
-        return NULL;
     }
+    return sock;
+}
+
+rpc_client_t *rpc_client_new(const char *endpoint)
+{
+    assert(endpoint);
+    rpc_zsys_init_once();
+    zsock_t *sock = s_socket(endpoint);
+    if (!sock) return NULL;
     rpc_client_t *self = (rpc_client_t *)zmalloc(sizeof *self);
     self->sock = sock;
+    self->endpoint = strdup(endpoint);
     return self;
 }
 
@@ -71,6 +96,7 @@ void rpc_client_destroy(rpc_client_t **self_p)
     rpc_client_t *self = *self_p;
     if (!self) return;
     zsock_destroy(&self->sock);
+    freen(self->endpoint);
     freen(self);
     *self_p = NULL;
 }
@@ -104,6 +130,38 @@ static int s_send_request(rpc_client_t *self, const char *service, const char *c
     return 0;
 }
 
+//  True when msg is the broker's BYE.
+static bool s_is_bye(zmsg_t *msg)
+{
+    return zmsg_size(msg) == 3 && zframe_size(zmsg_first(msg)) == 0 &&
+           zframe_streq(zmsg_next(msg), PROTOCOL_CLIENT) && zframe_streq(zmsg_next(msg), RPC_BYE);
+}
+
+//  After a BYE: a new socket, once the old broker has closed. 0 or -1.
+static int s_renew_socket(rpc_client_t *self)
+{
+    zsock_destroy(&self->sock);
+    zclock_sleep(RPC_BYE_PAUSE_MS);
+    self->sock = s_socket(self->endpoint);
+    return self->sock ? 0 : -1;
+}
+
+//  Before a call: throws away what is waiting (late replies), and renews
+//  the socket when a BYE is among it. 0 or -1.
+static int s_clear_inbox(rpc_client_t *self)
+{
+    if (!self->sock) self->sock = s_socket(self->endpoint); // a renewal failed before
+    if (!self->sock) return -1;
+    bool bye = false;
+    while (zsock_events(self->sock) & ZMQ_POLLIN) {
+        zmsg_t *msg = zmsg_recv(self->sock);
+        if (!msg) break;
+        bye = bye || s_is_bye(msg);
+        zmsg_destroy(&msg);
+    }
+    return bye ? s_renew_socket(self) : 0;
+}
+
 //  True when msg is ["", SC01, service, correlation, reply (, BLOB, blob)]
 //  for this call.
 static bool s_is_our_reply(zmsg_t *msg, const char *service, const char *correlation)
@@ -123,6 +181,7 @@ static bool s_is_our_reply(zmsg_t *msg, const char *service, const char *correla
 }
 
 //  Waits for this call's reply until deadline_ms; discards any other.
+//  NULL when the broker said BYE first (the request was not read).
 static json_t *s_wait_reply(rpc_client_t *self, const char *service, const char *correlation,
                             int64_t deadline_ms, void **reply_blob, size_t *reply_blob_size)
 {
@@ -139,6 +198,10 @@ static json_t *s_wait_reply(rpc_client_t *self, const char *service, const char 
         if (ready == 0) continue;
         zmsg_t *msg = zmsg_recv(self->sock);
         if (!msg) continue;
+        if (s_is_bye(msg)) {
+            zmsg_destroy(&msg);
+            return NULL;
+        }
         if (!s_is_our_reply(msg, service, correlation)) {
             log_debug("discarding a late or malformed reply");
             zmsg_destroy(&msg);
@@ -217,14 +280,45 @@ json_t *rpc_call_blob(rpc_client_t *self, const char *service, const char *metho
     size_t envelope_size = 0;
     char *envelope = envelope_request_encode(&request, &envelope_size);
     if (!envelope) return reply_error(500, ERR_INTERNAL, "cannot encode the request");
-    char correlation[24];
-    snprintf(correlation, sizeof correlation, "%" PRIx64, ++self->sequence);
-    int rc = s_send_request(self, service, correlation, deadline_ms, envelope, envelope_size, blob,
-                            blob_size);
-    free(envelope);
-    if (rc == -1) {
-        log_warn("%s: cannot send the request before the deadline", service);
-        return reply_error(504, ERR_TIMEOUT, "the broker could not be reached in time");
+    json_t *reply = NULL;
+    for (int64_t pause = RETRY_PAUSE_MS;;
+         pause = pause * 2 > RETRY_PAUSE_MAX_MS ? RETRY_PAUSE_MAX_MS : pause * 2) {
+        char correlation[24];
+        snprintf(correlation, sizeof correlation, "%" PRIx64, ++self->sequence);
+        if (s_clear_inbox(self) == -1) {
+            reply = reply_error(503, ERR_UNAVAILABLE, "cannot reconnect to the broker");
+            break;
+        }
+        if (s_send_request(self, service, correlation, deadline_ms, envelope, envelope_size, blob,
+                           blob_size) == -1) {
+            log_warn("%s: cannot send the request before the deadline", service);
+            reply = reply_error(504, ERR_TIMEOUT, "the broker could not be reached in time");
+            break;
+        }
+        reply = s_wait_reply(self, service, correlation, deadline_ms, reply_blob, reply_blob_size);
+        if (!reply) {
+            //  BYE: never read by the broker that left. Again, on a new
+            //  socket, to the next one.
+            log_info("%s: the broker stopped before reading the request, sending it again",
+                     service);
+            if (s_renew_socket(self) == -1) {
+                reply = reply_error(503, ERR_UNAVAILABLE, "cannot reconnect to the broker");
+                break;
+            }
+            continue;
+        }
+        json_t *error = json_object_get(reply, "error");
+        if (reply_status(reply) != 503 || !json_is_true(json_object_get(error, "retry"))) break;
+        //  Never reached a worker: safe to send again, once the pause
+        //  leaves time before the deadline. The mark stays internal.
+        json_object_del(error, "retry");
+        if (envelope_now_ms() + pause >= deadline_ms || zsys_interrupted) break;
+        log_debug("%s: the broker is restarting, sending again in %lld ms", service,
+                  (long long)pause);
+        json_decref(reply);
+        reply = NULL;
+        zclock_sleep((int)pause);
     }
-    return s_wait_reply(self, service, correlation, deadline_ms, reply_blob, reply_blob_size);
+    free(envelope);
+    return reply;
 }

@@ -8,8 +8,12 @@
 
     The result is always a reply object (errors.h), never NULL:
       - the service's own reply;
-      - 503 "unavailable" at once when the broker has no worker for the
-        service (the broker says so);
+      - 503 "unavailable" when the broker has no worker for the service:
+        at once for a name no worker ever registered, after the broker's
+        hold (BROKER_HOLD_MS) for one whose workers are restarting;
+      - a request the broker never handed to a worker (it is draining,
+        or said BYE) is sent again by the call itself until the deadline
+        (rpc.c, "Resending");
       - 504 "timeout" when the deadline passes with no reply (also when the
         broker itself is down: the socket reconnects in the background and
         the next call goes through once it is back).
@@ -21,6 +25,14 @@
 #include <stdint.h>
 
 #define RPC_DEFAULT_TIMEOUT_MS 5000
+//  The broker's last message to a client when it stops: ["", SC01, BYE]
+//  (docs/protocol.md). Every request it read from the connection is
+//  answered ahead of it; nothing sent is read after it.
+#define RPC_BYE "BYE"
+//  How long a client waits after a BYE before it connects again, so the
+//  stopping broker has closed its listening socket by then (it closes
+//  right after sending BYE).
+#define RPC_BYE_PAUSE_MS 100
 
 typedef struct rpc_client_t rpc_client_t;
 

@@ -20,9 +20,11 @@
 
     Shutdown. CZMQ's signal handler sets zsys_interrupted on SIGTERM/SIGINT.
     Each thread notices it within one worker_recv timeout, after finishing
-    the request it holds, and destroys its worker (which sends DISCONNECT,
-    so the broker stops routing to it at once); the main thread joins them,
-    stops the event threads and returns 0.
+    the request it holds, and leaves (worker.h): DISCONNECT first, so the
+    broker stops routing to it, then it serves whatever the broker sent
+    before reading the DISCONNECT, until the broker's echo (at most
+    LEAVE_MAX_MS), so no request delivered to it goes unanswered. The main
+    thread joins them, stops the event threads and returns 0.
 */
 #include "service.h"
 #include "config.h"
@@ -46,6 +48,10 @@
 #define DB_CONNECT_ATTEMPTS 30
 //  worker_recv timeout: how quickly an idle thread notices a shutdown.
 #define RECV_SLICE_MS 250
+//  How long a leaving thread waits for the broker's DISCONNECT echo: the
+//  broker answers at once, or after the one request crossing our
+//  DISCONNECT is served; no echo (a broker that is down) ends it here.
+#define LEAVE_MAX_MS 3000
 
 typedef struct {
     const service_def_t *def;
@@ -132,7 +138,9 @@ static void s_serve(worker_thread_t *self, worker_request_t *work)
                            .state = self->def->state,
                            .blob = work->blob,
                            .blob_size = work->blob_size};
+            if (self->db) db_set_deadline(self->db, request.deadline_ms);
             reply = service_dispatch(self->def, &call);
+            if (self->db) db_set_deadline(self->db, 0);
             reply_blob = call.reply_blob;
             reply_blob_size = call.reply_blob_size;
         }
@@ -173,7 +181,16 @@ static void *s_worker_thread(void *arg)
         if (rc == -1) break;
         if (rc == 1) s_serve(self, &work);
     }
-    //  DISCONNECT now rather than after every thread has finished.
+    //  DISCONNECT now rather than after every thread has finished, then
+    //  answer what crossed it.
+    if (worker_leave(self->worker) == 0) {
+        int64_t until = zclock_mono() + LEAVE_MAX_MS;
+        int rc;
+        worker_request_t work;
+        while ((rc = worker_drain(self->worker, &work, (int)(until - zclock_mono()))) == 1)
+            s_serve(self, &work);
+        if (rc == -1) log_warn("left without the broker's DISCONNECT echo");
+    }
     worker_destroy(&self->worker);
     return NULL;
 }

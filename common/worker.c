@@ -18,6 +18,16 @@
     reconnects are spaced at least WORKER_HEARTBEAT_MS apart so a confused
     broker cannot make us spin.
 
+    Leaving (worker_leave, worker_drain). The broker hands a REQUEST only
+    to a worker it counts idle, and forgets the worker when it reads its
+    DISCONNECT; so after our DISCONNECT at most one REQUEST can still be on
+    its way (sent before the broker read the DISCONNECT), and the broker
+    answers the DISCONNECT with a DISCONNECT of its own once that REQUEST's
+    REPLY is in (or at once when there was none). Until that echo arrives
+    we keep reading and serving; after it, nothing can come, so closing
+    the socket loses nothing. Invariant: a request the broker delivered to
+    a worker that leaves cleanly is answered by that worker.
+
     Threads: a worker_t is used by one thread at a time (service.c gives each
     worker thread its own).
 */
@@ -40,6 +50,8 @@ struct worker_t {
     int64_t broker_until; // mono ms: the broker counts as gone after this
     int64_t connected_at; // mono ms of the last connect
     int64_t reconnect_at; // mono ms: when to connect again while sock is NULL
+    bool leaving;         // worker_leave sent DISCONNECT
+    bool left;            // the broker echoed it: nothing more will come
 };
 
 //  Sends ["", SW01, command, parts...] without blocking. 0 or -1.
@@ -114,7 +126,7 @@ void worker_destroy(worker_t **self_p)
         //  Linger briefly so the DISCONNECT leaves before the socket dies:
         //  the broker then drops us at once instead of after the liveness
         //  window.
-        s_send(self, PROTOCOL_DISCONNECT, NULL, NULL, 0);
+        if (!self->left) s_send(self, PROTOCOL_DISCONNECT, NULL, NULL, 0);
         zsock_set_linger(self->sock, 200);
         zsock_destroy(&self->sock);
     }
@@ -144,7 +156,8 @@ static char *s_frame_copy(zframe_t *frame, size_t *size_out)
 }
 
 //  Handles one message from the broker. Returns 1 when it was a request
-//  (request filled), else 0.
+//  (request filled), 2 when it was the echo of our DISCONNECT (leaving),
+//  else 0.
 static int s_broker_message(worker_t *self, worker_request_t *request)
 {
     zmsg_t *msg = zmsg_recv(self->sock);
@@ -172,6 +185,9 @@ static int s_broker_message(worker_t *self, worker_request_t *request)
             if (blob) request->blob = s_frame_copy(blob, &request->blob_size);
             rc = 1;
         }
+    } else if (zframe_streq(command, PROTOCOL_DISCONNECT) && self->leaving) {
+        self->left = true;
+        rc = 2;
     } else if (zframe_streq(command, PROTOCOL_DISCONNECT)) {
         s_disconnected(self, "the broker said DISCONNECT");
     } else if (!zframe_streq(command, PROTOCOL_HEARTBEAT)) {
@@ -201,7 +217,7 @@ int worker_recv(worker_t *self, worker_request_t *request, int timeout_ms)
             return -1; // context terminated
         }
         if (ready > 0) {
-            if (s_broker_message(self, request)) return 1;
+            if (s_broker_message(self, request) == 1) return 1;
         } else if (self->sock && zclock_mono() > self->broker_until) {
             //  Judged only when nothing is queued: after a long request the
             //  broker's heartbeats are waiting in the socket, not missing.
@@ -230,4 +246,33 @@ int worker_send_blob(worker_t *self, worker_request_t *request, const void *repl
     }
     worker_request_clear(request);
     return rc;
+}
+
+int worker_leave(worker_t *self)
+{
+    if (!self->sock || self->leaving) return self->sock ? 0 : -1;
+    self->leaving = true;
+    return s_send(self, PROTOCOL_DISCONNECT, NULL, NULL, 0);
+}
+
+int worker_drain(worker_t *self, worker_request_t *request, int timeout_ms)
+{
+    memset(request, 0, sizeof *request);
+    if (!self->sock || !self->leaving) return -1;
+    if (self->left) return 0;
+    int64_t until = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    while (true) {
+        int64_t now = zclock_mono();
+        if (now >= until) return -1;
+        //  zsys_interrupted is set (that is why we leave): the poll's EINTR
+        //  from a second signal is retried, never taken as the end.
+        zmq_pollitem_t item = {zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0};
+        int ready = zmq_poll(&item, 1, (long)(until - now));
+        if (ready == -1 && errno != EINTR) return -1;
+        if (ready <= 0) continue;
+        int rc = s_broker_message(self, request);
+        if (rc == 1) return 1;
+        if (rc == 2) return 0;
+        if (!self->sock) return -1; // cannot happen while leaving; be safe
+    }
 }

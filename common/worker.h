@@ -50,4 +50,16 @@ int worker_send_blob(worker_t *self, worker_request_t *request, const void *repl
 
 void worker_request_clear(worker_request_t *request);
 
+//  Leaving cleanly (a SIGTERM): worker_leave sends DISCONNECT, after which
+//  the broker routes nothing new here; then call worker_drain until it
+//  returns 0 or -1, serving (and answering with worker_send) every request
+//  it returns: those are the ones the broker sent before it read the
+//  DISCONNECT. worker_drain returns 0 when the broker echoed the
+//  DISCONNECT (nothing more can come: the echo is the broker's last message
+//  on this connection), -1 after timeout_ms or when there is no connection
+//  (an old broker that does not echo: the 503 it answers is the caller's
+//  loss). worker_leave returns 0, or -1 when not connected.
+int worker_leave(worker_t *self);
+int worker_drain(worker_t *self, worker_request_t *request, int timeout_ms);
+
 #endif

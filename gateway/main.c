@@ -10,9 +10,21 @@
 
     CZMQ would install its own SIGINT/SIGTERM handler the first time a
     socket is made (on some worker thread, at some request); we switch
-    that off and handle both signals here: stop accepting, let requests in
-    flight finish (each is bounded by its RPC deadline; new ones get 503
-    meanwhile), then stop civetweb and exit 0.
+    that off and handle both signals here, stopping in this order:
+    1. stop accepting: the listening socket is shut down and its descriptor
+       replaced by an idle pipe (civetweb has no call for that, and its
+       accept thread keeps polling the descriptor until mg_stop), so new
+       connections are refused at once and a load balancer or client sends
+       them elsewhere or again (a refused connection carried no request);
+    2. finish what came in: requests on connections already open are served
+       normally but answered with Connection: close, until none is in
+       flight and GATEWAY_KEEPALIVE_MS has passed (by then civetweb has
+       closed every connection idle since step 1), at most that plus
+       REQUEST_TIMEOUT_MS + 1 s; only then does gateway_drain refuse
+       (503) whatever might still arrive;
+    3. close every WebSocket with 1001 "going away", the reconnect hint of
+       API.md (clients reconnect, through the edge, to another gateway),
+       give the close frames up to a second, then stop civetweb, exit 0.
 */
 #include "config.h"
 #include "http.h"
@@ -21,7 +33,11 @@
 #include "token.h"
 #include "ws.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <czmq.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -63,11 +79,80 @@ static const char *s_usage =
     "  LOG_LEVEL                debug|info|warn|error (info)\n";
 
 static volatile sig_atomic_t s_stop = 0;
+//  Requests inside s_handle, and whether their connections must close
+//  after the answer (step 2 above).
+static atomic_int s_in_flight;
+static atomic_bool s_closing;
+//  The idle pipe put in place of the listening sockets: [0] is what
+//  civetweb polls until mg_stop closes it, [1] is held open so [0] never
+//  reports end of file (which would make the accept loop spin).
+static int s_idle_pipe[2] = {-1, -1};
 
 static void s_on_signal(int signum)
 {
     (void)signum;
     s_stop = 1;
+}
+
+//  The request handler civetweb calls: gateway_handle, counted, and with
+//  keep-alive off while stopping.
+static int s_handle(struct mg_connection *conn, void *cbdata)
+{
+    atomic_fetch_add(&s_in_flight, 1);
+    if (atomic_load(&s_closing)) mg_disable_connection_keep_alive(conn);
+    int status = gateway_handle(conn, cbdata);
+    atomic_fetch_sub(&s_in_flight, 1);
+    return status;
+}
+
+//  Step 1: stops every listening socket of ctx from accepting. Returns how
+//  many were closed.
+static int s_stop_listening(struct mg_context *ctx)
+{
+    struct mg_server_port ports[8];
+    int count = mg_get_server_ports(ctx, 8, ports);
+    if (count <= 0 || pipe(s_idle_pipe) == -1) return 0;
+    int closed = 0;
+    long fd_max = sysconf(_SC_OPEN_MAX);
+    if (fd_max < 0 || fd_max > 65536) fd_max = 65536;
+    for (int fd = 0; fd < (int)fd_max; fd++) {
+        int listening = 0;
+        socklen_t size = sizeof listening;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) == -1) continue;
+        struct sockaddr_storage address;
+        socklen_t address_size = sizeof address;
+        if (!listening || getsockname(fd, (struct sockaddr *)&address, &address_size) == -1)
+            continue;
+        int port = address.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&address)->sin_port)
+                   : address.ss_family == AF_INET6
+                       ? ntohs(((struct sockaddr_in6 *)&address)->sin6_port)
+                       : -1;
+        for (int i = 0; i < count; i++)
+            if (ports[i].port == port) {
+                //  shutdown ends the listen at once, even while civetweb's
+                //  poll still holds the socket; dup2 then swaps in the
+                //  pipe under the same number for civetweb to close later.
+                shutdown(fd, SHUT_RDWR);
+                dup2(s_idle_pipe[0], fd);
+                closed++;
+                break;
+            }
+    }
+    return closed;
+}
+
+static double s_elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) * 1000.0 +
+           (double)(now.tv_nsec - since->tv_nsec) / 1e6;
+}
+
+static void s_sleep_ms(long ms)
+{
+    struct timespec pause = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&pause, NULL);
 }
 
 static int s_log_message(const struct mg_connection *conn, const char *message)
@@ -271,7 +356,7 @@ int main(int argc, char **argv)
         return 1;
     }
     //  mg_start sets SIGPIPE to ignored; the signals above stay ours.
-    mg_set_request_handler(ctx, "/", gateway_handle, gateway);
+    mg_set_request_handler(ctx, "/", s_handle, gateway);
     ws_hub_attach(hub, ctx);
     log_info("listening on http://%s", config_str("GATEWAY_LISTEN", ""));
 
@@ -279,12 +364,28 @@ int main(int argc, char **argv)
         struct timespec pause = {0, 100 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
-    log_info("stopping: finishing requests in flight");
-    ws_hub_close_all(hub);
+    atomic_store(&s_closing, true);
+    int closed = s_stop_listening(ctx);
+    log_info("stopping: %d listening sockets closed, finishing requests in flight", closed);
     //  Each request is bounded by its RPC deadline; allow that plus a
     //  second for writing the answer.
-    gateway_drain(gateway, (int)config.request_timeout_ms + 1000);
+    struct timespec stopping;
+    clock_gettime(CLOCK_MONOTONIC, &stopping);
+    double limit = (double)(keepalive_ms + config.request_timeout_ms + 1000);
+    while (s_elapsed_ms(&stopping) < limit &&
+           (atomic_load(&s_in_flight) > 0 || s_elapsed_ms(&stopping) < (double)keepalive_ms))
+        s_sleep_ms(10);
+    gateway_drain(gateway, 1000);
+    log_info("stopping: requests done after %.0f ms, closing %d WebSockets",
+             s_elapsed_ms(&stopping), ws_hub_connections(hub));
+    ws_hub_close_all(hub);
+    struct timespec closing;
+    clock_gettime(CLOCK_MONOTONIC, &closing);
+    while (ws_hub_connections(hub) > 0 && s_elapsed_ms(&closing) < 1000)
+        s_sleep_ms(10);
     mg_stop(ctx);
+    if (s_idle_pipe[1] != -1) close(s_idle_pipe[1]);
+    if (s_idle_pipe[0] != -1) close(s_idle_pipe[0]);
     ws_hub_destroy(&hub);
     gateway_destroy(&gateway);
     mg_exit_library();

@@ -1,12 +1,33 @@
 /*  ws: the WebSocket hub (see ws.h for the contract).
 
-    Connections. civetweb calls four handlers, all on the connection's own
-    worker thread: connect (before the handshake: a bad query token is
-    answered 401 here, a full hub 503), ready (after it: the connection is
-    registered, and authenticated when the query carried a token), data
-    (each client frame: auth, ping) and close (last: unregistered and
-    freed). A ws_conn_t lives from ready to close, reachable from the
-    connection's user data and from the hub's lists.
+    Connections. civetweb routes the upgrade request to our connect
+    handler, on the connection's own worker thread, and we keep the
+    connection from there on: civetweb 1.15's own frame reader
+    (read_websocket) allocates whatever payload length a client announces,
+    up to 2 GiB, before any handler sees a byte of it, and then reads it
+    all; one client could make the gateway hold gigabytes. So the connect
+    handler checks the token (a bad query token: 401) and the capacity
+    (503), finds the connection's socket (civetweb 1.15 does not hand it
+    out; see s_client_socket), answers the handshake itself (SHA-1 from
+    OpenSSL's libcrypto, which libjwt already links) and runs the read loop
+    (s_serve) until the connection ends, then returns "handled" so civetweb
+    only closes the socket. The loop reads each frame header, and a frame
+    longer than WS_CLIENT_FRAME_MAX is answered with close 1009 before any
+    of its payload is read or a byte is allocated for it. The header is
+    parsed by ws_frame_parse, a pure function over the bytes read so far
+    (it says how many more to read), so that the parser has unit tests and
+    a fuzz target without a socket (tests/fuzz/fuzz_ws_frame.c). Writes still go
+    through mg_websocket_write (civetweb's per-connection lock orders our
+    frames). Inside the loop the steps are the ones civetweb used to call:
+    ready (the connection is registered, and authenticated when the query
+    carried a token), data (each client message: auth, ping) and close
+    (last: unregistered and freed). A ws_conn_t lives from ready to close,
+    reachable from the connection's user data and from the hub's lists.
+    The loop also does civetweb's keep-alive: a ping after ping_ms without
+    a byte from the client, the end after more than WS_PINGS_MAX
+    unanswered. A client must wait for the 101 before it sends a frame
+    (RFC 6455, 4.1); bytes sent earlier may sit in civetweb's request
+    buffer, which we cannot read, and are lost.
 
     Delivery. The hub thread reads notification.push events and appends a
     shared, reference-counted frame to the queue of each connection of the
@@ -20,11 +41,15 @@
     frame (1008), and nothing more is queued for it; a writer blocked on it
     costs that one writer at most civetweb's write timeout, and the others
     keep serving everyone else. A failed write stops all writes to that
-    connection; civetweb's ping then fails too and ends it.
+    connection; its read loop then ends it (s_tick: a stopped connection).
 
-    Lifetime. The close handler marks the connection stopped, takes it off
+    Lifetime. The close step marks the connection stopped, takes it off
     every list, waits until no writer holds it, frees its queue and itself.
-    So a writer never touches a connection civetweb has reused.
+    So a writer never touches a connection civetweb has reused. After a
+    close frame went out (ours, or our answer to the client's) the loop
+    waits at most WS_CLOSE_GRACE_MS for the client's close, sends FIN and
+    reads what is still in flight (bounded) so that closing does not reset
+    the connection under the client's unread close frame.
 
     Every lock is the hub's one mutex; it is held only for list and queue
     updates, never across a write, an RPC or a database call.
@@ -37,19 +62,32 @@
 #include "rpc.h"
 #include "token.h"
 
+#include <arpa/inet.h>
 #include <czmq.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
-#define WS_CLIENT_FRAME_MAX 8192 // bytes of one client message
-#define WS_SWEEP_MS 1000         // token expiry and first-frame timeout checks
-#define WS_POLL_MS 250           // how quickly the hub thread notices a stop
-#define WS_RPC_CLIENTS 4         // rpc clients shared by the connection threads
+#define WS_SWEEP_MS 1000          // token expiry and first-frame timeout checks
+#define WS_POLL_MS 250            // how quickly a stop is noticed (hub thread, read loops)
+#define WS_RPC_CLIENTS 4          // rpc clients shared by the connection threads
+#define WS_CLOSE_GRACE_MS 1000    // after our close frame: the client's time to close
+#define WS_DRAIN_GRACE_MS 3000    // shutting down: the most a read loop waits
+#define WS_DRAIN_MAX (256 * 1024) // bytes read and dropped while closing, at most
+#define WS_PINGS_MAX 5            // unanswered pings before a client is gone
+#define WS_KEY_MAX 64             // bytes of Sec-WebSocket-Key (24 in practice)
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" // RFC 6455, 1.3
 
 typedef struct {
     atomic_int refs;
@@ -88,6 +126,8 @@ struct ws_hub_t {
     int max_connections;
     int auth_timeout_ms;
     int64_t request_timeout_ms;
+    int64_t ping_ms;      // idle time before the server pings (civetweb's websocket_timeout_ms)
+    atomic_bool draining; // ws_hub_close_all ran: read loops end soon
 
     pthread_mutex_t mutex;
     pthread_cond_t work; // writers: a connection is ready
@@ -448,6 +488,82 @@ static int s_authenticate(ws_hub_t *self, ws_conn_t *c, int64_t user_id, int64_t
 }
 
 //  ---------------------------------------------------------------------
+//  Taking the connection over from civetweb
+
+//  The port of a TCP address, or -1.
+static int s_port(const struct sockaddr_storage *address)
+{
+    if (address->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)address)->sin_port);
+    if (address->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)address)->sin6_port);
+    return -1;
+}
+
+//  The socket of conn: civetweb 1.15 does not hand it out, so it is the one
+//  open socket of this process whose local port is the connection's server
+//  port and whose peer is the client's address and port, as civetweb
+//  prints them (inet_ntop). A TCP connection's address pair is unique while
+//  it is open, and civetweb keeps this one open until its handler returns,
+//  so the answer cannot change under us. Costs about one system call per
+//  open descriptor, once per stream. -1 when there is none (civetweb serving TLS
+//  or a Unix socket itself: the gateway does neither).
+static int s_client_socket(const struct mg_connection *conn)
+{
+    const struct mg_request_info *info = mg_get_request_info(conn);
+    if (!info || info->is_ssl) return -1;
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -1;
+    int found = -1, own = dirfd(dir);
+    struct dirent *entry;
+    while (found < 0 && (entry = readdir(dir))) {
+        char *end = NULL;
+        long fd = strtol(entry->d_name, &end, 10);
+        if (entry->d_name[0] < '0' || entry->d_name[0] > '9' || *end || fd == own) continue;
+        //  The peer first: its port (the client's) rules out nearly every
+        //  other descriptor with one system call.
+        struct sockaddr_storage local, peer;
+        socklen_t local_size = sizeof local, peer_size = sizeof peer;
+        if (getpeername((int)fd, (struct sockaddr *)&peer, &peer_size) != 0 ||
+            s_port(&peer) != info->remote_port ||
+            getsockname((int)fd, (struct sockaddr *)&local, &local_size) != 0 ||
+            s_port(&local) != info->server_port)
+            continue;
+        char text[INET6_ADDRSTRLEN] = "";
+        const void *address = peer.ss_family == AF_INET
+                                  ? (const void *)&((struct sockaddr_in *)&peer)->sin_addr
+                                  : (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr;
+        if (inet_ntop(peer.ss_family, address, text, sizeof text) && streq(text, info->remote_addr))
+            found = (int)fd;
+    }
+    closedir(dir);
+    return found;
+}
+
+//  Writes the 101 answer: Sec-WebSocket-Accept is base64(SHA-1(key +
+//  GUID)) (RFC 6455, 4.2.2). No subprotocol or extension is chosen. 0 or
+//  -1.
+static int s_accept_handshake(struct mg_connection *conn, const char *key)
+{
+    char input[WS_KEY_MAX + sizeof WS_GUID];
+    snprintf(input, sizeof input, "%s%s", key, WS_GUID);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_size = 0;
+    if (EVP_Digest(input, strlen(input), digest, &digest_size, EVP_sha1(), NULL) != 1 ||
+        digest_size != 20)
+        return -1;
+    char accept[sodium_base64_ENCODED_LEN(20, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(accept, sizeof accept, digest, digest_size, sodium_base64_VARIANT_ORIGINAL);
+    int written = mg_printf(conn,
+                            "HTTP/1.1 101 Switching Protocols\r\n"
+                            "Upgrade: websocket\r\n"
+                            "Connection: Upgrade\r\n"
+                            "Sec-WebSocket-Accept: %s\r\n\r\n",
+                            accept);
+    return written > 0 ? 0 : -1;
+}
+
+//  ---------------------------------------------------------------------
 //  civetweb handlers
 
 static double s_seconds_since(const struct timespec *start)
@@ -479,6 +595,47 @@ static void s_refuse(struct mg_connection *conn, int status, const char *code, c
     mg_disable_connection_keep_alive(conn);
 }
 
+static void s_serve(ws_hub_t *self, struct mg_connection *conn, int fd);
+
+//  Whether the upgrade request may become a stream: 0 when it may
+//  (*fd_out is the connection's socket), else the HTTP status it was
+//  answered with. civetweb checked the upgrade headers (a
+//  Sec-WebSocket-Key, version 13) before. Never inlined: its 4 KiB token
+//  buffer must be off the stack before the handshake (mg_printf keeps an
+//  8 KiB buffer on the stack) and the stream's long life: stack pages
+//  touched once stay resident, on each of 1,000 streams' threads.
+__attribute__((noinline)) static int s_admit(ws_hub_t *self, struct mg_connection *conn,
+                                             int *fd_out)
+{
+    char token[TOKEN_MAX_BYTES + 1];
+    int found = s_handshake_token(conn, token, sizeof token);
+    int64_t user_id = 0, expires_s = 0;
+    const char *key = mg_get_header(conn, "Sec-WebSocket-Key");
+    if (found < 0 || (found == 1 && s_verify(self, token, &user_id, &expires_s) != 0)) {
+        s_refuse(conn, 401, ERR_UNAUTHENTICATED, "the access token is invalid or expired");
+        return 401;
+    }
+    if (atomic_load(&self->open) >= self->max_connections) {
+        s_refuse(conn, 503, ERR_UNAVAILABLE, "too many open streams, try again later");
+        return 503;
+    }
+    if (!key || !*key || strlen(key) > WS_KEY_MAX) {
+        s_refuse(conn, 400, ERR_INVALID, "Sec-WebSocket-Key is missing or too long");
+        return 400;
+    }
+    if ((*fd_out = s_client_socket(conn)) < 0) {
+        //  Only when civetweb serves TLS or a Unix socket itself, which the
+        //  gateway does not configure (nginx terminates TLS).
+        log_error("websocket: the connection's socket was not found: refused");
+        s_refuse(conn, 503, ERR_UNAVAILABLE, "the stream is not available");
+        return 503;
+    }
+    return 0;
+}
+
+//  Always returns 1: the request is answered here (refused, or served
+//  until the connection ends), and civetweb only closes the socket
+//  afterwards.
 static int s_on_connect(const struct mg_connection *const_conn, void *cbdata)
 {
     ws_hub_t *self = (ws_hub_t *)cbdata;
@@ -487,22 +644,16 @@ static int s_on_connect(const struct mg_connection *const_conn, void *cbdata)
     struct mg_connection *conn = (struct mg_connection *)const_conn;
     struct timespec started;
     clock_gettime(CLOCK_MONOTONIC, &started);
-    char token[TOKEN_MAX_BYTES + 1];
-    int found = s_handshake_token(conn, token, sizeof token);
-    int64_t user_id = 0, expires_s = 0;
-    int status = 0;
-    if (found < 0 || (found == 1 && s_verify(self, token, &user_id, &expires_s) != 0)) {
-        status = 401;
-        s_refuse(conn, 401, ERR_UNAUTHENTICATED, "the access token is invalid or expired");
-    } else if (atomic_load(&self->open) >= self->max_connections) {
-        status = 503;
-        s_refuse(conn, 503, ERR_UNAVAILABLE, "too many open streams, try again later");
-    }
-    if (status) {
+    int fd = -1;
+    int status = s_admit(self, conn, &fd);
+    if (!status && s_accept_handshake(conn, mg_get_header(conn, "Sec-WebSocket-Key")) != 0)
+        status = 500; // the 101 did not go out
+    if (status)
         metrics_http_observe(self->metrics, WS_PATH, "GET", status, s_seconds_since(&started));
-        return 1;
-    }
-    return 0;
+    else
+        s_serve(self, conn, fd);
+    mg_disable_connection_keep_alive(conn);
+    return 1;
 }
 
 static void s_on_ready(struct mg_connection *conn, void *cbdata)
@@ -510,7 +661,7 @@ static void s_on_ready(struct mg_connection *conn, void *cbdata)
     ws_hub_t *self = (ws_hub_t *)cbdata;
     ws_conn_t *c = (ws_conn_t *)calloc(1, sizeof(ws_conn_t));
     mg_set_user_connection_data(conn, c);
-    if (!c) return; // the data handler closes a connection without state
+    if (!c) return; // s_serve ends a connection without state
     c->conn = conn;
     c->opened_ms = envelope_now_ms();
     pthread_mutex_lock(&self->mutex);
@@ -623,9 +774,238 @@ static void s_on_close(const struct mg_connection *conn, void *cbdata)
     metrics_websocket_add(self->metrics, -1);
 }
 
+//  ---------------------------------------------------------------------
+//  Client frame headers (pure: no socket, no allocation; see ws.h)
+
+ws_frame_result_t ws_frame_parse(const uint8_t *buf, size_t len, size_t max_payload,
+                                 ws_frame_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len < 2) {
+        out->need = 2;
+        return WS_FRAME_NEED_MORE;
+    }
+    uint64_t length = buf[1] & 0x7f;
+    size_t extended = length == 126 ? 2 : length == 127 ? 8 : 0;
+    if (len < 2 + extended) {
+        out->need = 2 + extended;
+        return WS_FRAME_NEED_MORE;
+    }
+    if (extended) {
+        length = 0;
+        for (size_t i = 0; i < extended; i++)
+            length = (length << 8) | buf[2 + i];
+    }
+    out->fin = (buf[0] & 0x80) != 0;
+    out->opcode = buf[0] & 0x0f;
+    out->payload_len = length;
+    bool control = (out->opcode & 0x8) != 0;
+    bool known = out->opcode <= MG_WEBSOCKET_OPCODE_BINARY ||
+                 (out->opcode >= MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE &&
+                  out->opcode <= MG_WEBSOCKET_OPCODE_PONG);
+    //  No extension was negotiated (RSV bits), clients must mask, and
+    //  control frames are whole and short.
+    if ((buf[0] & 0x70) || !(buf[1] & 0x80) || !known || (control && (!out->fin || length > 125))) {
+        out->close_code = 1002;
+        return WS_FRAME_ERROR;
+    }
+    //  RFC 6455 wants the top bit of a 64-bit length clear; such a length
+    //  is refused as too big (what the 8 KiB cap answered for it anyway),
+    //  whatever max_payload the caller allows.
+    if ((length >> 63) || length > max_payload) {
+        out->close_code = 1009;
+        return WS_FRAME_ERROR;
+    }
+    size_t header = 2 + extended + 4;
+    if (len < header) {
+        out->need = header;
+        return WS_FRAME_NEED_MORE;
+    }
+    memcpy(out->mask, buf + 2 + extended, 4);
+    out->header_len = header;
+    return WS_FRAME_OK;
+}
+
+void ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4])
+{
+    for (size_t i = 0; i < len; i++)
+        data[i] ^= mask[i & 3];
+}
+
+//  ---------------------------------------------------------------------
+//  The read loop of one connection (its worker thread)
+
+typedef struct {
+    int fd;
+    int64_t last_byte_ms; // the client last sent something
+    int64_t last_ping_ms; // we last pinged
+    int64_t last_tick_ms;
+    int64_t stopped_ms; // first seen stopped or draining (0: not yet)
+    int unanswered;     // pings since the client last sent something
+    bool eof;           // the client closed its side
+} reader_t;
+
+//  Every WS_POLL_MS: whether the loop goes on. It ends WS_CLOSE_GRACE_MS
+//  after a close frame went out (the client did not answer it), soon after
+//  the hub started closing everything, and when the client answered none
+//  of WS_PINGS_MAX pings. Pings an idle client.
+static bool s_tick(ws_hub_t *self, ws_conn_t *c, reader_t *r)
+{
+    int64_t now = envelope_now_ms();
+    r->last_tick_ms = now;
+    pthread_mutex_lock(&self->mutex);
+    bool stopped = c->stopped;
+    pthread_mutex_unlock(&self->mutex);
+    bool draining = atomic_load(&self->draining);
+    if (stopped || draining) {
+        if (!r->stopped_ms) r->stopped_ms = now;
+        return now - r->stopped_ms < (stopped ? WS_CLOSE_GRACE_MS : WS_DRAIN_GRACE_MS);
+    }
+    if (now - r->last_byte_ms >= self->ping_ms && now - r->last_ping_ms >= self->ping_ms) {
+        if (r->unanswered > WS_PINGS_MAX) {
+            log_info("websocket of user %lld answered no ping: closed", (long long)c->user_id);
+            return false;
+        }
+        if (mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_PING, NULL, 0) <= 0) return false;
+        r->unanswered++;
+        r->last_ping_ms = now;
+    }
+    return true;
+}
+
+//  Reads exactly size bytes into buf. 1 done; 0 the loop must end (the
+//  client closed or failed, or s_tick said so).
+static int s_receive(ws_hub_t *self, ws_conn_t *c, reader_t *r, void *buf, size_t size)
+{
+    size_t got = 0;
+    while (got < size) {
+        if (envelope_now_ms() - r->last_tick_ms >= WS_POLL_MS && !s_tick(self, c, r)) return 0;
+        struct pollfd pfd = {r->fd, POLLIN, 0};
+        int ready = poll(&pfd, 1, WS_POLL_MS);
+        if (ready < 0 && errno != EINTR) return 0;
+        if (ready <= 0) continue;
+        ssize_t n = recv(r->fd, (char *)buf + got, size - got, 0);
+        if (n == 0) {
+            r->eof = true;
+            return 0;
+        }
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+            return 0;
+        }
+        got += (size_t)n;
+        r->last_byte_ms = envelope_now_ms();
+        r->unanswered = 0;
+    }
+    return 1;
+}
+
+//  Closes with code (on this thread) and ends the loop: 0.
+static int s_fail(ws_hub_t *self, ws_conn_t *c, int code, const char *reason)
+{
+    s_close_now(self, c, code, reason);
+    return 0;
+}
+
+//  Reads one client frame (RFC 6455, 5.2) and handles it: 1 go on, 0 the
+//  connection ends. The header comes in the pieces ws_frame_parse asks
+//  for, so the loop never reads past it; the payload length is checked
+//  against WS_CLIENT_FRAME_MAX as soon as the length is in, before any
+//  payload byte is read or allocated: a longer frame is closed with 1009.
+static int s_frame(ws_hub_t *self, ws_conn_t *c, reader_t *r)
+{
+    uint8_t head[WS_FRAME_HEADER_MAX];
+    size_t have = 0;
+    ws_frame_t frame;
+    ws_frame_result_t result;
+    while ((result = ws_frame_parse(head, have, WS_CLIENT_FRAME_MAX, &frame)) ==
+           WS_FRAME_NEED_MORE) {
+        //  ws_frame_parse promises have < need <= WS_FRAME_HEADER_MAX; the
+        //  check keeps a broken promise from overrunning head.
+        if (frame.need <= have || frame.need > sizeof head)
+            return s_fail(self, c, 1011, "internal error");
+        if (!s_receive(self, c, r, head + have, frame.need - have)) return 0;
+        have = frame.need;
+    }
+    if (result == WS_FRAME_ERROR) {
+        if (frame.close_code == 1009)
+            log_info("websocket of user %lld announced a %llu-byte frame: closed 1009",
+                     (long long)c->user_id, (unsigned long long)frame.payload_len);
+        return s_fail(self, c, frame.close_code,
+                      frame.close_code == 1009 ? "message too big" : "protocol error");
+    }
+    size_t length = (size_t)frame.payload_len; // <= WS_CLIENT_FRAME_MAX
+    char *data = (char *)malloc(length + 1);
+    if (!data) return s_fail(self, c, 1011, "out of memory");
+    int keep = s_receive(self, c, r, data, length);
+    if (keep) {
+        ws_unmask((uint8_t *)data, length, frame.mask);
+        data[length] = '\0';
+        if (frame.opcode == MG_WEBSOCKET_OPCODE_PING) {
+            pthread_mutex_lock(&self->mutex);
+            bool done = c->stopped || c->closing;
+            pthread_mutex_unlock(&self->mutex);
+            if (!done && mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_PONG, data, length) <= 0)
+                keep = 0;
+        } else if (frame.opcode != MG_WEBSOCKET_OPCODE_PONG) {
+            //  The first byte as civetweb handed it to data handlers: FIN
+            //  and the opcode (the reserved bits are clear here).
+            int bits = (frame.fin ? 0x80 : 0) | frame.opcode;
+            keep = s_on_data(c->conn, bits, data, length, self);
+        }
+    }
+    free(data);
+    return keep;
+}
+
+//  After the last frame: sends FIN so the client sees the end, then reads
+//  and drops what it still sends until it closes too, for at most
+//  WS_CLOSE_GRACE_MS and WS_DRAIN_MAX bytes. Closing a socket with unread
+//  input resets the connection, which could cost the client our close
+//  frame; civetweb closes the socket after we return.
+static void s_linger(const reader_t *r)
+{
+    shutdown(r->fd, SHUT_WR);
+    if (r->eof) return;
+    int64_t deadline = envelope_now_ms() + WS_CLOSE_GRACE_MS;
+    size_t dropped = 0;
+    char sink[4096];
+    while (dropped < WS_DRAIN_MAX) {
+        int64_t left = deadline - envelope_now_ms();
+        if (left <= 0) break;
+        struct pollfd pfd = {r->fd, POLLIN, 0};
+        int ready = poll(&pfd, 1, (int)left);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) break;
+        ssize_t n = recv(r->fd, sink, sizeof sink, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        if (n <= 0) break;
+        dropped += (size_t)n;
+    }
+}
+
+//  The whole life of an accepted stream, on its worker thread.
+static void s_serve(ws_hub_t *self, struct mg_connection *conn, int fd)
+{
+    s_on_ready(conn, self);
+    ws_conn_t *c = (ws_conn_t *)mg_get_user_connection_data(conn);
+    int64_t now = envelope_now_ms();
+    reader_t reader = {.fd = fd, .last_byte_ms = now, .last_ping_ms = now, .last_tick_ms = now};
+    while (c && s_frame(self, c, &reader) == 1)
+        ;
+    s_on_close(conn, self);
+    s_linger(&reader);
+}
+
 void ws_hub_attach(ws_hub_t *self, struct mg_context *ctx)
 {
-    mg_set_websocket_handler(ctx, WS_PATH, s_on_connect, s_on_ready, s_on_data, s_on_close, self);
+    //  The same idle time civetweb would have pinged after.
+    const char *ping = mg_get_option(ctx, "websocket_timeout_ms");
+    long long ping_ms = ping ? atoll(ping) : 0;
+    self->ping_ms = ping_ms >= 100 ? ping_ms : 30000;
+    //  Only the connect handler: it keeps the connection (see the top), so
+    //  civetweb never runs its own handshake, read loop or close handler.
+    mg_set_websocket_handler(ctx, WS_PATH, s_on_connect, NULL, NULL, NULL, self);
 }
 
 //  ---------------------------------------------------------------------
@@ -740,6 +1120,8 @@ ws_hub_t *ws_hub_new(const ws_config_t *config)
     self->all = zlistx_new();
     atomic_init(&self->open, 0);
     atomic_init(&self->stop, false);
+    atomic_init(&self->draining, false);
+    self->ping_ms = 30000;
     pthread_mutex_init(&self->rpc_mutex, NULL);
     pthread_cond_init(&self->rpc_free, NULL);
     int writers = config->writers > 0 ? config->writers : 4;
@@ -791,6 +1173,7 @@ void ws_hub_destroy(ws_hub_t **self_p)
 
 void ws_hub_close_all(ws_hub_t *self)
 {
+    atomic_store(&self->draining, true);
     pthread_mutex_lock(&self->mutex);
     for (ws_conn_t *c = (ws_conn_t *)zlistx_first(self->all); c;
          c = (ws_conn_t *)zlistx_next(self->all))

@@ -9,6 +9,13 @@
     bench_seed [options] feedlag  measures the time from POST /posts to the
                                   post showing in a follower's feed, --samples
                                   times; prints p50 and p99 in ms
+    bench_seed [options] bulk     seeds the `default` and `large` scales
+                                  through the services' own seed methods
+                                  (identity.seed, graph.seed, media.seed,
+                                  called through --broker), waits until
+                                  every consumer has handled the events
+                                  (--database), then signs --tokens users in;
+                                  writes the same three files
 
     Everything goes through the gateway, as a client would: each service
     builds its projections from the events the writes cause, the normal way.
@@ -19,9 +26,32 @@
 
     Work is spread over --threads threads, each with its own keep-alive curl
     handle; a shared atomic counter hands out the next item.
+
+    bulk. Registering 100,000 accounts through the API costs an argon2id
+    hash each, and 1,000,000 posts an image each: hours. Each service's
+    seed method (services/<name>/seed.c, docs/contracts.md) instead writes
+    its own schema and outbox in set-based statements, a chunk a call, so
+    consumers build their projections from the events the normal way.
+    Stages: accounts (sharing one password hash), follows, one real post
+    through the API (its image is what every seeded post shows), posts,
+    then likes and comments. After the follows, the posts and the likes
+    and comments, it polls (every 200 ms) each consumer's event_offsets
+    row for the producer against the producer's outbox size, in the one
+    database of the embedded system, and prints how long each consumer
+    took to catch up after the stage's last write: lines
+    "bulk: catchup <stage> <consumer> <seconds> <producer's events so far>",
+    or "bulk: behind <stage> <consumer> <seconds> <handled> <events>" for one
+    still working after --wait-max seconds (the run goes on). Seeded account i is
+    bench_u<i> with the id ((86400000 + i) << 23) | (8190 << 10)
+    (identity.seed's layout).
 */
+#include "envelope.h"
+#include "errors.h"
+#include "rpc.h"
+
 #include <czmq.h>
 #include <curl/curl.h>
+#include <libpq-fe.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -38,10 +68,25 @@ typedef struct {
     const char *out;
     const char *image;
     int users, follows, posts, likes, comments, tokens, threads, samples;
+    const char *broker;   // bulk: the broker's client endpoint
+    const char *database; // bulk: the system's database (catch-up polling)
+    int wait_max;         // bulk: seconds a consumer may take to catch up
 } options_t;
 
-static options_t s_opt = {
-    "http://127.0.0.1:18080", "bench/out", NULL, 1000, 20, 10, 50, 10, 200, 8, 50};
+static options_t s_opt = {"http://127.0.0.1:18080",
+                          "bench/out",
+                          NULL,
+                          1000,
+                          20,
+                          10,
+                          50,
+                          10,
+                          200,
+                          8,
+                          50,
+                          "tcp://127.0.0.1:18100",
+                          "postgresql://app@127.0.0.1:18090/app",
+                          1800};
 
 typedef struct {
     char id[24];
@@ -389,13 +434,275 @@ static int s_feed_lag(void)
     return 0;
 }
 
+//  ---- bulk: the services' seed methods -------------------------------------
+
+#define BULK_POSTS_CHUNK 20000  // media.seed posts a call
+#define BULK_ROWS_CHUNK 50000   // media.seed likes / comments a call
+#define BULK_USERS_CHUNK 20000  // identity.seed accounts a call
+#define BULK_CALL_MS 120000     // one seed call's deadline
+#define BULK_POSTS_SAMPLE 10000 // post ids written to posts.txt
+
+static rpc_client_t *s_rpc;
+static json_t *s_post_ids; // every seeded post id, oldest first
+
+static double s_seconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec + now.tv_nsec / 1e9;
+}
+
+//  Calls service.method with args (stolen); returns body.created, or -1
+//  after printing the reply. With ids, appends the body's ids.
+static long s_seed_call(const char *service, const char *method, json_t *args_stolen, json_t *ids)
+{
+    json_t *reply =
+        rpc_call(s_rpc, service, method, 0, args_stolen, NULL, envelope_now_ms() + BULK_CALL_MS);
+    json_decref(args_stolen);
+    json_t *created = json_object_get(reply_body(reply), "created");
+    long value = reply_status(reply) == 200 && json_is_integer(created)
+                     ? (long)json_integer_value(created)
+                     : -1;
+    if (value < 0) {
+        char *text = json_dumps(reply, JSON_COMPACT);
+        fprintf(stderr, "bulk: %s %s failed: %s\n", service, method, text ? text : "?");
+        free(text);
+    } else if (ids)
+        json_array_extend(ids, json_object_get(reply_body(reply), "ids"));
+    json_decref(reply);
+    return value;
+}
+
+//  Who consumes whom (the route tables of services/*/main.c and
+//  services/search/projections.c).
+static const struct {
+    const char *producer;
+    const char *consumers[7];
+} s_consumers[] = {
+    {"identity", {"graph", "media", "feed", "messaging", "search", "notification", NULL}},
+    {"graph", {"feed", "search", "notification", NULL}},
+    {"media", {"feed", "search", "notification", NULL}},
+};
+
+//  The first column of the first row of sql as an integer, or -1.
+static long long s_pg_scalar(PGconn *pg, const char *sql)
+{
+    PGresult *res = PQexec(pg, sql);
+    long long value = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        value = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return value;
+}
+
+//  Waits until every consumer of producer that exists in the database has
+//  handled the producer's whole outbox; prints each one's time after
+//  stage_end, or ("behind") how far one got when --wait-max passed first.
+//  Returns 0, or -1 when the producer is unknown.
+static int s_wait_consumers(PGconn *pg, const char *producer, const char *stage_name,
+                            double stage_end)
+{
+    size_t which = 0;
+    while (which < sizeof s_consumers / sizeof s_consumers[0] &&
+           strcmp(s_consumers[which].producer, producer) != 0)
+        which++;
+    if (which == sizeof s_consumers / sizeof s_consumers[0]) return -1;
+    const char *const *consumers = s_consumers[which].consumers;
+    bool done[7] = {false};
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.outbox", producer);
+    long long target = s_pg_scalar(pg, sql);
+    for (int i = 0; consumers[i]; i++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM pg_class c JOIN pg_namespace n"
+                 " ON n.oid = c.relnamespace"
+                 " WHERE n.nspname = '%s' AND c.relname = 'event_offsets'",
+                 consumers[i]);
+        if (s_pg_scalar(pg, sql) != 1) done[i] = true; // not running here
+    }
+    while (true) {
+        bool all = true;
+        for (int i = 0; consumers[i]; i++) {
+            if (done[i]) continue;
+            snprintf(sql, sizeof sql,
+                     "SELECT coalesce((SELECT last_seq FROM %s.event_offsets"
+                     " WHERE producer = '%s'), 0)",
+                     consumers[i], producer);
+            if (s_pg_scalar(pg, sql) >= target) {
+                done[i] = true;
+                printf("bulk: catchup %s %s %.1f %lld\n", stage_name, consumers[i],
+                       s_seconds() - stage_end, target);
+                fflush(stdout);
+            } else
+                all = false;
+        }
+        if (all) break;
+        if (s_seconds() - stage_end > s_opt.wait_max) {
+            //  Reported, not fatal: the benchmark goes on with that consumer
+            //  still working, and the report says so.
+            for (int i = 0; consumers[i]; i++) {
+                if (done[i]) continue;
+                snprintf(sql, sizeof sql,
+                         "SELECT coalesce((SELECT last_seq FROM %s.event_offsets"
+                         " WHERE producer = '%s'), 0)",
+                         consumers[i], producer);
+                printf("bulk: behind %s %s %d %lld %lld\n", stage_name, consumers[i],
+                       s_opt.wait_max, s_pg_scalar(pg, sql), target);
+            }
+            fflush(stdout);
+            break;
+        }
+        struct timespec pause = {0, 200 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return 0;
+}
+
+//  Calls media.seed likes or comments until total rows exist.
+static long s_seed_engagement(const char *what, long total)
+{
+    long made = 0;
+    for (int calls = 0; made < total && calls < 1000; calls++) {
+        long want = total - made < BULK_ROWS_CHUNK ? total - made : BULK_ROWS_CHUNK;
+        long got = s_seed_call(
+            "media", "media.seed",
+            json_pack("{s:s, s:i, s:i}", "what", what, "users", s_opt.users, "count", (int)want),
+            NULL);
+        if (got < 0) return -1;
+        made += got;
+    }
+    return made;
+}
+
+static int s_bulk(void)
+{
+    PGconn *pg = PQconnectdb(s_opt.database);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "bulk: cannot connect to %s: %s", s_opt.database, PQerrorMessage(pg));
+        PQfinish(pg);
+        return 1;
+    }
+    s_rpc = rpc_client_new(s_opt.broker);
+    s_post_ids = json_array();
+    int rc = 1;
+    double start = s_seconds(), stage = start;
+    long count = 0;
+
+    //  Accounts.
+    for (int from = 0; from < s_opt.users; from += BULK_USERS_CHUNK) {
+        int n = s_opt.users - from < BULK_USERS_CHUNK ? s_opt.users - from : BULK_USERS_CHUNK;
+        long got = s_seed_call(
+            "identity", "identity.seed",
+            json_pack("{s:i, s:i, s:s}", "from", from, "count", n, "password", PASSWORD), NULL);
+        if (got < 0) goto cleanup;
+        count += got;
+    }
+    printf("bulk: seed identity accounts=%ld seconds=%.1f\n", count, s_seconds() - stage);
+    if (s_wait_consumers(pg, "identity", "accounts", s_seconds()) != 0) goto cleanup;
+
+    //  Follows, about 1,000 followers (~50,000 edges at 50 each) a call.
+    stage = s_seconds();
+    count = 0;
+    int per_call = s_opt.follows > 0 ? 50000 / s_opt.follows : 20000;
+    if (per_call < 1) per_call = 1;
+    if (per_call > 20000) per_call = 20000;
+    for (int from = 0; from < s_opt.users; from += per_call) {
+        int n = s_opt.users - from < per_call ? s_opt.users - from : per_call;
+        long got = s_seed_call("graph", "graph.seed",
+                               json_pack("{s:i, s:i, s:i, s:i}", "users", s_opt.users, "from", from,
+                                         "count", n, "follows", s_opt.follows),
+                               NULL);
+        if (got < 0) goto cleanup;
+        count += got;
+    }
+    printf("bulk: seed graph follows=%ld seconds=%.1f\n", count, s_seconds() - stage);
+    fflush(stdout);
+    if (s_wait_consumers(pg, "graph", "follows", s_seconds()) != 0) goto cleanup;
+
+    //  One real post through the API: its stored image is every seeded
+    //  post's image.
+    CURL *curl = curl_easy_init();
+    unsigned seed = 11;
+    json_t *reply = NULL;
+    s_login_one(curl, 0);
+    long status = s_users[0].token ? s_post(curl, 0, &seed, &reply) : 0;
+    curl_easy_cleanup(curl);
+    char image_post[24] = "";
+    const char *id = json_string_value(json_object_get(reply, "id"));
+    snprintf(image_post, sizeof image_post, "%s", id ? id : "");
+    json_decref(reply);
+    if (status != 201 || !image_post[0]) {
+        fprintf(stderr, "bulk: the image post through the API failed (%ld)\n", status);
+        goto cleanup;
+    }
+
+    //  Posts, spread over the 30 days before now (one end_ms for every chunk).
+    stage = s_seconds();
+    count = 0;
+    json_int_t end_ms = envelope_now_ms() - 60000;
+    for (int from = 0; from < s_opt.posts; from += BULK_POSTS_CHUNK) {
+        int n = s_opt.posts - from < BULK_POSTS_CHUNK ? s_opt.posts - from : BULK_POSTS_CHUNK;
+        long got = s_seed_call("media", "media.seed",
+                               json_pack("{s:s, s:i, s:i, s:i, s:i, s:s, s:I}", "what", "posts",
+                                         "users", s_opt.users, "from", from, "count", n, "total",
+                                         s_opt.posts, "image_post", image_post, "end_ms", end_ms),
+                               s_post_ids);
+        if (got < 0) goto cleanup;
+        count += got;
+    }
+    printf("bulk: seed media posts=%ld seconds=%.1f\n", count, s_seconds() - stage);
+    fflush(stdout);
+    if (s_wait_consumers(pg, "media", "posts", s_seconds()) != 0) goto cleanup;
+
+    //  Likes and comments on recent posts.
+    stage = s_seconds();
+    long likes = s_seed_engagement("likes", s_opt.likes);
+    long comments = likes >= 0 ? s_seed_engagement("comments", s_opt.comments) : -1;
+    if (likes < 0 || comments < 0) goto cleanup;
+    printf("bulk: seed media likes=%ld comments=%ld seconds=%.1f\n", likes, comments,
+           s_seconds() - stage);
+    fflush(stdout);
+    if (s_wait_consumers(pg, "media", "likes+comments", s_seconds()) != 0) goto cleanup;
+
+    //  Fresh planner statistics, as a settled database would have.
+    stage = s_seconds();
+    PQclear(PQexec(pg, "ANALYZE"));
+    printf("bulk: analyze seconds=%.1f\n", s_seconds() - stage);
+    printf("bulk: total seconds=%.1f\n", s_seconds() - start);
+    fflush(stdout);
+
+    //  The files the scenarios read: every account, a spread of posts.
+    for (int i = 0; i < s_opt.users; i++) {
+        snprintf(s_users[i].username, sizeof s_users[i].username, "bench_u%d", i);
+        snprintf(s_users[i].id, sizeof s_users[i].id, "%lld",
+                 (long long)(((86400000LL + i) << 23) | (8190LL << 10)));
+    }
+    size_t total = json_array_size(s_post_ids);
+    size_t step = total > BULK_POSTS_SAMPLE ? total / BULK_POSTS_SAMPLE : 1;
+    for (size_t i = 0; i < total && s_posts_made < s_opt.posts; i += step) {
+        int slot = atomic_fetch_add(&s_posts_made, 1);
+        snprintf(s_posts[slot], sizeof s_posts[slot], "%s",
+                 json_string_value(json_array_get(s_post_ids, i)));
+    }
+    s_write_files(true);
+    rc = 0;
+cleanup:
+    json_decref(s_post_ids);
+    rpc_client_destroy(&s_rpc);
+    PQfinish(pg);
+    return rc;
+}
+
 //  ---- main --------------------------------------------------------------
 
 static const char *s_usage =
     "usage: bench_seed [--url URL] [--out DIR] [--image JPEG] [--users N] [--follows N]\n"
     "                  [--posts N] [--likes N] [--comments N] [--tokens N] [--threads N]\n"
-    "                  [--samples N] seed|tokens|feedlag\n"
-    "Seeds a running system through its public API for `make bench` (see bench/run.sh).\n";
+    "                  [--samples N] [--broker URL] [--database URL] [--wait-max S]\n"
+    "                  seed|tokens|feedlag|bulk\n"
+    "Seeds a running system for `make bench` (see bench/run.sh): through its public API\n"
+    "(seed), or through the services' seed methods (bulk; needs the broker and the\n"
+    "system's database, and the services started with *_SEED_ENABLED=1).\n";
 
 int main(int argc, char **argv)
 {
@@ -438,6 +745,12 @@ int main(int argc, char **argv)
             s_opt.threads = atoi(value);
         else if (streq(arg, "--samples"))
             s_opt.samples = atoi(value);
+        else if (streq(arg, "--broker"))
+            s_opt.broker = value;
+        else if (streq(arg, "--database"))
+            s_opt.database = value;
+        else if (streq(arg, "--wait-max"))
+            s_opt.wait_max = atoi(value);
         else {
             fputs(s_usage, stderr);
             return 2;
@@ -463,6 +776,12 @@ int main(int argc, char **argv)
     } else if (streq(command, "tokens")) {
         s_run_stage("login", STAGE_LOGIN, s_opt.tokens < s_opt.users ? s_opt.tokens : s_opt.users);
         s_write_files(false);
+    } else if (streq(command, "bulk")) {
+        rc = s_opt.image ? s_bulk() : 2;
+        if (rc == 0)
+            s_run_stage("login", STAGE_LOGIN,
+                        s_opt.tokens < s_opt.users ? s_opt.tokens : s_opt.users);
+        if (rc == 0) s_write_files(false);
     } else if (streq(command, "feedlag")) {
         rc = s_opt.image ? s_feed_lag() : 2;
     } else {

@@ -4,6 +4,7 @@
 
         search_bench [--broker URL] [--users N] [--posts N] [--queries N]
                      [--threads N] [--warmup N] [--seed N] [--kinds LIST]
+                     [--list FILE]
 
     1. Calls search.seed {users, posts, seed} (services/search/seed.c; the
        service must run with SEARCH_SEED_ENABLED=1), which writes the
@@ -27,7 +28,10 @@
        one line per kind:
          search_bench kind=posts queries=2000 errors=0 p50_ms=… p90_ms=…
            p99_ms=… max_ms=… qps=…
-       errors counts replies that are not 200. Exit code 0 when every
+       errors counts replies that are not 200. With --list FILE, the
+       queries are also written to FILE, one a line: kind, viewer (0 =
+       anonymous) and text, separated by tabs (to replay them in psql
+       with EXPLAIN). Exit code 0 when every
        kind ran without errors, 1 otherwise, 2 on a usage error or when the
        seed is refused.
 
@@ -92,6 +96,7 @@ typedef struct {
 static const char s_usage[] =
     "Usage: search_bench [--broker URL] [--users N] [--posts N] [--queries N]\n"
     "                    [--threads N] [--warmup N] [--seed N] [--kinds LIST]\n"
+    "                    [--list FILE]\n"
     "\n"
     "Seeds the search schema through search.seed (the service needs\n"
     "SEARCH_SEED_ENABLED=1), then measures user prefix and typo search, post\n"
@@ -100,7 +105,8 @@ static const char s_usage[] =
     "warm-up queries per kind, 2 threads, seed 42. --kinds: required (the\n"
     "four the targets are about, default), all, or names separated by commas\n"
     "(users_prefix, users_typo, posts, hashtags, tag_posts, explore,\n"
-    "explore_users).\n"
+    "explore_users). --list FILE also writes the queries there, one a line:\n"
+    "kind, viewer and text separated by tabs.\n"
     "BROKER_URL is the default broker (tcp://127.0.0.1:5555).\n";
 
 //  ---------------------------------------------------------------------
@@ -334,6 +340,7 @@ int main(int argc, char **argv)
     const char *broker = config_str("BROKER_URL", "tcp://127.0.0.1:5555");
     long users = 100000, posts = 1000000, queries = 2000, threads = 2, warmup = 200, seed = 42;
     const char *kinds = "required";
+    const char *list_path = NULL;
     //  Every option takes a value: they come in pairs.
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i];
@@ -355,6 +362,8 @@ int main(int argc, char **argv)
             ok = s_number(value, 0, 2147483647, &seed);
         else if (ok && streq(arg, "--kinds"))
             kinds = value;
+        else if (ok && streq(arg, "--list"))
+            list_path = value;
         else
             return s_usage_error("unknown option or bad value");
         if (!ok) return s_usage_error("a number is out of range");
@@ -400,7 +409,10 @@ int main(int argc, char **argv)
     int distinct = 1000; // queries per kind, used in a cycle
     query_t *list = calloc((size_t)distinct, sizeof *list);
     double *latency = calloc((size_t)queries, sizeof *latency);
-    if (!list || !latency) {
+    FILE *listing = list_path ? fopen(list_path, "w") : NULL;
+    if (!list || !latency || (list_path && !listing)) {
+        if (list_path && !listing) fprintf(stderr, "search_bench: cannot write %s\n", list_path);
+        if (listing) fclose(listing);
         free(list);
         free(latency);
         json_decref(reply);
@@ -411,6 +423,9 @@ int main(int argc, char **argv)
         if (!s_kind_wanted(kind, kinds)) continue;
         for (int index = 0; index < distinct; index++)
             s_make_query(kind, samples, &list[index]);
+        for (int index = 0; listing && index < distinct; index++)
+            fprintf(listing, "%s\t%" PRId64 "\t%s\n", kind->name, list[index].viewer,
+                    list[index].text);
         double seconds = 0;
         if (warmup > 0)
             s_run(broker, kind, list, distinct, (int)warmup, (int)threads, NULL, &seconds);
@@ -425,6 +440,7 @@ int main(int argc, char **argv)
         fflush(stdout);
         if (errors > 0) failed = 1;
     }
+    if (listing) fclose(listing);
     free(list);
     free(latency);
     json_decref(reply);

@@ -5,10 +5,46 @@
     (LRU: a worker that finishes goes to the back, so a stream of requests
     visits every worker of the service in turn). `workers` maps a worker's
     routing id (hex) to its broker_worker_t, which is either idle (in its
-    service's idle list) or busy (holding the one request it was given). A
-    service exists exactly while it has at least one registered worker: the
-    last worker leaving fails the queue with 503 and removes the service, so
-    clients naming random services cannot grow the tables.
+    service's idle list) or busy (holding the one request it was given).
+
+    Holding (Majordomo-style). A service is created by its first worker's
+    READY and outlives its last worker by forget_ms: while it has no worker
+    (a stop-start restart, the moment between an old replica's DISCONNECT
+    and a new one's READY) its requests wait in its queue until a worker
+    comes, or hold_ms passes, or their deadline is HOLD_REPLY_MARGIN_MS
+    away: then 503 (no worker came; a request that waits behind busy
+    workers gets 504 at its deadline instead). A name no
+    worker ever registered is answered 503 at once, so a missing service
+    fails fast and clients naming random services cannot grow the tables;
+    the exception is the first hold_ms after the broker starts, when any
+    valid name is held, because the workers of the broker this one
+    replaces are registering again. Waiting requests are bounded per
+    service (queue_max) and in bytes over all services (queue_bytes_max).
+
+    Leaving. A worker that says DISCONNECT gets DISCONNECT back once the
+    broker has forgotten it; that echo is the last message it will ever get
+    on that connection. A worker is only ever sent a REQUEST while the
+    broker counts it idle, so when its DISCONNECT arrives it holds at most
+    the one request sent before the DISCONNECT was read: the broker waits
+    for that REPLY (the worker answers what reaches it until the echo, see
+    worker.h), forwards it, then echoes. Invariant: every request handed to
+    a worker that leaves cleanly is answered by that worker.
+
+    Draining (broker_drain, on SIGTERM). The broker keeps serving only
+    requests that end (deadline) no later than the latest deadline in
+    progress when the drain began: the calls the requests in progress make
+    to other services carry their deadline, and must be served for those
+    to finish. Every other waiting or new request is answered 503 with
+    error.retry = true (it never reached a worker, so the client may send
+    it again: rpc.c does, to the next broker). It forwards replies until
+    nothing is in progress or waiting, or drain_ms passes.
+    Last, it sends BYE to every client heard from in the last CLIENT_KEEP_MS
+    and closes without reading again. BYE therefore means: every request
+    you sent on this connection that I read has been answered (the answers
+    are ahead of the BYE, in order), and I read nothing more. A client
+    still waiting for an answer at BYE knows its request never reached a
+    worker and sends it again on a new connection (rpc.c); this closes the
+    gap of requests that were on the wire while the broker stopped.
 
     Liveness. The broker heartbeats every worker every WORKER_HEARTBEAT_MS
     and expects to hear from each one within WORKER_LIVENESS beats. A busy
@@ -38,6 +74,7 @@
 #include "errors.h"
 #include "log.h"
 #include "protocol.h"
+#include "rpc.h"
 #include "worker.h"
 
 #include <czmq.h>
@@ -50,6 +87,19 @@
 //  Messages handled per socket per poll round, so one busy socket cannot
 //  starve the others or the timers.
 #define DRAIN_MAX 256
+//  A held request is answered 503 this long before its deadline: time for
+//  the answer to reach the caller, which stops waiting at the deadline.
+#define HOLD_REPLY_MARGIN_MS 50
+//  Clients get a BYE when the broker stops if heard from this recently;
+//  at most CLIENTS_MAX are remembered (beyond the cap new ones are not:
+//  they fall back to their deadline, as before BYE existed).
+#define CLIENT_KEEP_MS (5 * 60 * 1000)
+#define CLIENTS_MAX 100000
+
+typedef struct {
+    zframe_t *address;
+    int64_t last_seen; // mono ms
+} broker_client_t;
 
 typedef struct {
     zframe_t *client;      // routing id of the client
@@ -57,6 +107,8 @@ typedef struct {
     zframe_t *envelope;    // request envelope, forwarded untouched
     zframe_t *blob;        // the optional BLOB payload, forwarded untouched (or NULL)
     int64_t deadline_ms;   // absolute unix ms
+    int64_t hold_until;    // unix ms: 503 after this while its service has no worker
+    size_t bytes;          // what it costs while queued (queue_bytes_max)
 } broker_request_t;
 
 typedef struct {
@@ -64,6 +116,7 @@ typedef struct {
     zlistx_t *idle;     // broker_worker_t *, longest idle first (not owned)
     zlistx_t *requests; // broker_request_t *, oldest first (owned)
     size_t worker_count;
+    int64_t forget_at; // unix ms: removed after this when it has no worker and no request
 } broker_service_t;
 
 typedef struct {
@@ -74,6 +127,7 @@ typedef struct {
     broker_request_t *current; // the request it holds while busy (owned)
     int64_t last_seen;         // mono ms of the last message from it
     int64_t busy_until;        // mono ms of current's deadline, 0 while idle
+    bool leaving;              // said DISCONNECT while busy: goes after its REPLY
 } broker_worker_t;
 
 struct broker_t {
@@ -82,9 +136,18 @@ struct broker_t {
     zsock_t *xpub;
     zhashx_t *services; // name -> broker_service_t (owned)
     zhashx_t *workers;  // key -> broker_worker_t (owned)
+    zhashx_t *clients;  // routing id hex -> broker_client_t (owned), for BYE
     size_t queue_max;
-    int64_t heartbeat_at;  // mono ms of the next heartbeat round
-    int64_t next_deadline; // unix ms of the earliest queued deadline
+    size_t queue_bytes_max;
+    size_t queue_bytes; // sum of broker_request_t.bytes of every queued request
+    int64_t hold_ms;
+    int64_t forget_ms;
+    int64_t drain_ms;
+    int64_t hold_any_until; // unix ms: until then unknown services are held too
+    bool draining;          // broker_drain: only what ends by drain_deadline is handed out
+    int64_t drain_deadline; // unix ms: the latest deadline in progress when draining began
+    int64_t heartbeat_at;   // mono ms of the next heartbeat round
+    int64_t next_deadline;  // unix ms of the earliest queued deadline or hold
 };
 
 //  ---------------------------------------------------------------------
@@ -141,17 +204,28 @@ static void s_client_send(broker_t *self, zframe_t *client, const char *service,
         log_debug("reply to client dropped: %s", zmq_strerror(errno));
 }
 
-//  Answers a client with an error reply built here (503, 504).
-static void s_client_error(broker_t *self, zframe_t *client, const char *service,
-                           size_t service_size, zframe_t *correlation, int status, const char *code,
-                           const char *message)
+//  Answers a client with an error reply built here (503, 504). retry adds
+//  error.retry = true: the request never reached a worker, so sending it
+//  again cannot run it twice.
+static void s_client_error_retry(broker_t *self, zframe_t *client, const char *service,
+                                 size_t service_size, zframe_t *correlation, int status,
+                                 const char *code, const char *message, bool retry)
 {
     json_t *reply = reply_error(status, code, message);
+    if (retry) json_object_set_new(json_object_get(reply, "error"), "retry", json_true());
     size_t size = 0;
     char *bytes = envelope_reply_encode(reply, &size);
     json_decref(reply);
     if (bytes) s_client_send(self, client, service, service_size, correlation, bytes, size, NULL);
     free(bytes);
+}
+
+static void s_client_error(broker_t *self, zframe_t *client, const char *service,
+                           size_t service_size, zframe_t *correlation, int status, const char *code,
+                           const char *message)
+{
+    s_client_error_retry(self, client, service, service_size, correlation, status, code, message,
+                         false);
 }
 
 //  ---------------------------------------------------------------------
@@ -179,15 +253,69 @@ static void s_request_fail(broker_t *self, broker_service_t *service, broker_req
     s_request_destroy(request_p);
 }
 
-//  Fails every waiting request with 503 and removes the service.
+//  The earliest moment a queued request needs attention: its deadline, or
+//  its hold while the service has no worker.
+static int64_t s_request_due(broker_service_t *service, broker_request_t *request)
+{
+    if (service->worker_count > 0) return request->deadline_ms;
+    //  No worker: the hold ends at hold_until, or just before the caller's
+    //  deadline, so the caller hears the true reason (503, no worker)
+    //  instead of running into its own 504.
+    int64_t last = request->deadline_ms - HOLD_REPLY_MARGIN_MS;
+    return request->hold_until < last ? request->hold_until : last;
+}
+
+//  Appends request to service's queue (the caller checked the bounds).
+static void s_queue_add(broker_t *self, broker_service_t *service, broker_request_t *request)
+{
+    zlistx_add_end(service->requests, request);
+    self->queue_bytes += request->bytes;
+    int64_t due = s_request_due(service, request);
+    if (due < self->next_deadline) self->next_deadline = due;
+}
+
+//  Takes a request out of service's queue: the first one when handle is
+//  NULL. NULL when the queue is empty.
+static broker_request_t *s_queue_take(broker_t *self, broker_service_t *service, void *handle)
+{
+    broker_request_t *request = (broker_request_t *)zlistx_detach(service->requests, handle);
+    if (request) {
+        assert(self->queue_bytes >= request->bytes);
+        self->queue_bytes -= request->bytes;
+    }
+    return request;
+}
+
+//  Answers every waiting request 503: retry says whether they may be sent
+//  again (they never reached a worker, so only a full stop says so).
+static void s_queue_fail(broker_t *self, broker_service_t *service, bool retry, const char *why)
+{
+    broker_request_t *request;
+    while ((request = s_queue_take(self, service, NULL))) {
+        s_client_error_retry(self, request->client, service->name, strlen(service->name),
+                             request->correlation, 503, ERR_UNAVAILABLE, why, retry);
+        s_request_destroy(&request);
+    }
+}
+
+static broker_service_t *s_service_new(broker_t *self, const char *name)
+{
+    broker_service_t *service = (broker_service_t *)zmalloc(sizeof *service);
+    service->name = strdup(name);
+    service->idle = zlistx_new();
+    service->requests = zlistx_new();
+    service->forget_at = envelope_now_ms() + self->forget_ms;
+    zhashx_insert(self->services, name, service);
+    return service;
+}
+
+//  Fails every waiting request with 503 (retry: none was handed out) and
+//  removes the service.
 static void s_service_delete(broker_t *self, broker_service_t *service)
 {
     assert(service->worker_count == 0);
-    broker_request_t *request;
-    while ((request = (broker_request_t *)zlistx_detach(service->requests, NULL)))
-        s_request_fail(self, service, &request, 503, ERR_UNAVAILABLE,
-                       "no worker left for this service");
-    log_info("service %s has no worker left", service->name);
+    s_queue_fail(self, service, true, "no worker for this service");
+    log_debug("service %s forgotten", service->name);
     zlistx_destroy(&service->idle);
     zlistx_destroy(&service->requests);
     zhashx_delete(self->services, service->name);
@@ -196,9 +324,9 @@ static void s_service_delete(broker_t *self, broker_service_t *service)
 }
 
 //  Removes a worker: tells it DISCONNECT when asked, answers the request
-//  it held with 503, and removes its service if it was the last worker.
-//  Returns true when the service was removed with it.
-static bool s_worker_delete(broker_t *self, broker_worker_t *worker, bool disconnect,
+//  it held with 503. When it was its service's last worker, the requests
+//  waiting for that service start their hold (hold_ms from now).
+static void s_worker_delete(broker_t *self, broker_worker_t *worker, bool disconnect,
                             const char *why)
 {
     broker_service_t *service = worker->service;
@@ -212,9 +340,16 @@ static bool s_worker_delete(broker_t *self, broker_worker_t *worker, bool discon
     zframe_destroy(&worker->address);
     freen(worker->key);
     freen(worker);
-    if (--service->worker_count > 0) return false;
-    s_service_delete(self, service);
-    return true;
+    if (--service->worker_count > 0) return;
+    int64_t now = envelope_now_ms();
+    service->forget_at = now + self->forget_ms;
+    for (broker_request_t *request = (broker_request_t *)zlistx_first(service->requests); request;
+         request = (broker_request_t *)zlistx_next(service->requests)) {
+        request->hold_until = now + self->hold_ms;
+        if (request->hold_until < self->next_deadline) self->next_deadline = request->hold_until;
+    }
+    log_info("service %s has no worker left: holding its requests up to %lld ms", service->name,
+             (long long)self->hold_ms);
 }
 
 static void s_worker_set_idle(broker_worker_t *worker)
@@ -224,18 +359,25 @@ static void s_worker_set_idle(broker_worker_t *worker)
     worker->idle_handle = zlistx_add_end(worker->service->idle, worker);
 }
 
-//  Hands waiting requests to idle workers, longest idle first. May remove
-//  the service (when the last worker turns out to be gone).
+//  True when the broker no longer takes this request (draining, and it
+//  could outlast the requests in progress: see broker_drain).
+static bool s_refused_by_drain(broker_t *self, int64_t deadline_ms)
+{
+    return self->draining && deadline_ms > self->drain_deadline;
+}
+
+//  Hands waiting requests to idle workers, longest idle first.
 static void s_service_dispatch(broker_t *self, broker_service_t *service)
 {
     while (zlistx_size(service->idle) > 0 && zlistx_size(service->requests) > 0) {
-        broker_request_t *request = (broker_request_t *)zlistx_detach(service->requests, NULL);
+        broker_request_t *request = s_queue_take(self, service, NULL);
         int64_t now = envelope_now_ms();
         if (request->deadline_ms <= now) {
             s_request_fail(self, service, &request, 504, ERR_TIMEOUT,
                            "the deadline passed while waiting for a worker");
             continue;
         }
+        assert(!s_refused_by_drain(self, request->deadline_ms)); // never queued
         broker_worker_t *worker = (broker_worker_t *)zlistx_detach(service->idle, NULL);
         worker->idle_handle = NULL;
         part_t parts[] = {s_frame_part(worker->address),
@@ -253,34 +395,51 @@ static void s_service_dispatch(broker_t *self, broker_service_t *service)
             continue;
         }
         //  The worker is gone (or wedged): the request goes back to the
-        //  head of the queue for the next worker.
+        //  head of the queue for the next worker (or its hold, if that
+        //  was the last one).
         zlistx_add_start(service->requests, request);
-        if (s_worker_delete(self, worker, false, "unreachable")) return;
+        self->queue_bytes += request->bytes;
+        s_worker_delete(self, worker, false, "unreachable");
     }
 }
 
-//  Answers queued requests whose deadline has passed with 504 and
-//  recomputes the earliest remaining deadline.
+//  Answers queued requests whose deadline has passed with 504 and those
+//  held past hold_ms (no worker came) with 503, forgets services without
+//  workers or requests past their forget_at, and recomputes the earliest
+//  remaining due time.
 static void s_purge_expired(broker_t *self)
 {
     int64_t now = envelope_now_ms();
     self->next_deadline = INT64_MAX;
+    zlistx_t *forgotten = zlistx_new();
     for (broker_service_t *service = (broker_service_t *)zhashx_first(self->services); service;
          service = (broker_service_t *)zhashx_next(self->services)) {
         broker_request_t *request = (broker_request_t *)zlistx_first(service->requests);
         while (request) {
             void *handle = zlistx_cursor(service->requests);
             broker_request_t *next = (broker_request_t *)zlistx_next(service->requests);
-            if (request->deadline_ms <= now) {
-                zlistx_detach(service->requests, handle);
+            int64_t due = s_request_due(service, request);
+            if (service->worker_count == 0 && due <= now) {
+                s_queue_take(self, service, handle);
+                s_request_fail(self, service, &request, 503, ERR_UNAVAILABLE,
+                               "no worker for this service");
+            } else if (request->deadline_ms <= now) {
+                s_queue_take(self, service, handle);
                 s_request_fail(self, service, &request, 504, ERR_TIMEOUT,
                                "the deadline passed while waiting for a worker");
-            } else if (request->deadline_ms < self->next_deadline) {
-                self->next_deadline = request->deadline_ms;
+            } else if (due < self->next_deadline) {
+                self->next_deadline = due;
             }
             request = next;
         }
+        if (service->worker_count == 0 && zlistx_size(service->requests) == 0 &&
+            service->forget_at <= now)
+            zlistx_add_end(forgotten, service);
     }
+    broker_service_t *service;
+    while ((service = (broker_service_t *)zlistx_detach(forgotten, NULL)))
+        s_service_delete(self, service);
+    zlistx_destroy(&forgotten);
 }
 
 //  Heartbeats every worker and drops the ones that are gone or silent.
@@ -329,8 +488,48 @@ static int64_t s_parse_deadline(zframe_t *frame)
 
 //  ["", SC01, service, correlation, deadline_ms, envelope (, BLOB, blob)]
 //  from a client; msg holds the frames after SC01.
+static void s_client_destroy(void **item)
+{
+    broker_client_t *client = (broker_client_t *)*item;
+    if (!client) return;
+    zframe_destroy(&client->address);
+    freen(client);
+    *item = NULL;
+}
+
+//  Remembers a client for the BYE of a stop.
+static void s_client_seen(broker_t *self, zframe_t *address)
+{
+    char *key = zframe_strhex(address);
+    broker_client_t *client = (broker_client_t *)zhashx_lookup(self->clients, key);
+    if (!client && zhashx_size(self->clients) < CLIENTS_MAX) {
+        client = (broker_client_t *)zmalloc(sizeof *client);
+        client->address = zframe_dup(address);
+        zhashx_insert(self->clients, key, client);
+    }
+    if (client) client->last_seen = zclock_mono();
+    freen(key);
+}
+
+//  Forgets clients not heard from for CLIENT_KEEP_MS.
+static void s_clients_prune(broker_t *self)
+{
+    int64_t now = zclock_mono();
+    zlistx_t *old = zlistx_new();
+    zlistx_set_destructor(old, (zlistx_destructor_fn *)zstr_free);
+    for (broker_client_t *client = (broker_client_t *)zhashx_first(self->clients); client;
+         client = (broker_client_t *)zhashx_next(self->clients))
+        if (now - client->last_seen > CLIENT_KEEP_MS)
+            zlistx_add_end(old, strdup((const char *)zhashx_cursor(self->clients)));
+    for (const char *key = (const char *)zlistx_first(old); key;
+         key = (const char *)zlistx_next(old))
+        zhashx_delete(self->clients, key);
+    zlistx_destroy(&old);
+}
+
 static void s_client_message(broker_t *self, zframe_t *client, zmsg_t *msg)
 {
+    s_client_seen(self, client);
     if (zmsg_size(msg) != 4 && zmsg_size(msg) != 6) {
         log_debug("client message with %zu frames dropped", zmsg_size(msg));
         return;
@@ -363,17 +562,36 @@ static void s_client_message(broker_t *self, zframe_t *client, zmsg_t *msg)
         name[service_size] = '\0';
         service = (broker_service_t *)zhashx_lookup(self->services, name);
     }
+    int64_t now = envelope_now_ms();
+    if (s_refused_by_drain(self, deadline_ms)) {
+        s_client_error_retry(self, client, service_name, service_size, correlation, 503,
+                             ERR_UNAVAILABLE, "the broker is restarting", true);
+        goto cleanup;
+    }
+    if (!service && protocol_valid_service(service_name, service_size) &&
+        now < self->hold_any_until) {
+        //  Just started: this service's workers are probably registering
+        //  again. Forgotten as soon as it has neither workers nor requests.
+        char name[PROTOCOL_SERVICE_MAX + 1];
+        memcpy(name, service_name, service_size);
+        name[service_size] = '\0';
+        service = s_service_new(self, name);
+        service->forget_at = now;
+    }
     if (!service) {
         s_client_error(self, client, service_name, service_size, correlation, 503, ERR_UNAVAILABLE,
                        "no worker for this service");
         goto cleanup;
     }
-    if (deadline_ms <= envelope_now_ms()) {
+    if (deadline_ms <= now) {
         s_client_error(self, client, service_name, service_size, correlation, 504, ERR_TIMEOUT,
                        "the deadline passed before the request reached the broker");
         goto cleanup;
     }
-    if (zlistx_size(service->requests) >= self->queue_max) {
+    size_t bytes = sizeof(broker_request_t) + zframe_size(client) + correlation_size +
+                   zframe_size(envelope) + (blob ? zframe_size(blob) : 0);
+    if (zlistx_size(service->requests) >= self->queue_max ||
+        self->queue_bytes + bytes > self->queue_bytes_max) {
         s_client_error(self, client, service_name, service_size, correlation, 503, ERR_UNAVAILABLE,
                        "too many requests waiting for this service");
         goto cleanup;
@@ -384,9 +602,10 @@ static void s_client_message(broker_t *self, zframe_t *client, zmsg_t *msg)
     request->envelope = envelope;
     request->blob = blob;
     request->deadline_ms = deadline_ms;
+    request->hold_until = now + self->hold_ms;
+    request->bytes = bytes;
     correlation = envelope = blob = NULL;
-    zlistx_add_end(service->requests, request);
-    if (deadline_ms < self->next_deadline) self->next_deadline = deadline_ms;
+    s_queue_add(self, service, request);
     s_service_dispatch(self, service);
 cleanup:
     zframe_destroy(&service_frame);
@@ -412,14 +631,10 @@ static void s_worker_ready(broker_t *self, zframe_t *address, const char *key, z
     char *name = zframe_strdup(service_frame);
     zframe_destroy(&service_frame);
     broker_service_t *service = (broker_service_t *)zhashx_lookup(self->services, name);
-    if (!service) {
-        service = (broker_service_t *)zmalloc(sizeof *service);
-        service->name = strdup(name);
-        service->idle = zlistx_new();
-        service->requests = zlistx_new();
-        zhashx_insert(self->services, name, service);
-        log_info("service %s has a worker", name);
-    }
+    if (!service) service = s_service_new(self, name);
+    if (service->worker_count == 0)
+        log_info("service %s has a worker (%zu requests held)", name,
+                 zlistx_size(service->requests));
     freen(name);
     broker_worker_t *worker = (broker_worker_t *)zmalloc(sizeof *worker);
     worker->key = strdup(key);
@@ -460,8 +675,14 @@ static void s_worker_reply(broker_t *self, broker_worker_t *worker, zmsg_t *msg)
                           request->correlation, zframe_data(reply), zframe_size(reply), blob);
         }
         s_request_destroy(&worker->current);
-        s_worker_set_idle(worker);
-        s_service_dispatch(self, service);
+        if (worker->leaving) {
+            //  It said DISCONNECT while this request was on its way: now
+            //  that it is answered, the echo tells the worker it may go.
+            s_worker_delete(self, worker, true, "left after its last reply");
+        } else {
+            s_worker_set_idle(worker);
+            s_service_dispatch(self, service);
+        }
     }
     zframe_destroy(&client);
     zframe_destroy(&correlation);
@@ -488,14 +709,20 @@ static void s_worker_message(broker_t *self, zframe_t *address, zmsg_t *msg)
     } else if (!worker) {
         //  Anything before READY (typically a worker of a broker that was
         //  restarted) is told to start over; it reconnects and says READY.
-        if (!zframe_streq(command, PROTOCOL_DISCONNECT))
-            s_send_command(self, address, PROTOCOL_DISCONNECT);
+        //  A DISCONNECT gets its echo: the worker is not known, so nothing
+        //  more will come to it.
+        s_send_command(self, address, PROTOCOL_DISCONNECT);
     } else {
         worker->last_seen = zclock_mono();
         if (zframe_streq(command, PROTOCOL_REPLY))
             s_worker_reply(self, worker, msg);
-        else if (zframe_streq(command, PROTOCOL_DISCONNECT))
-            s_worker_delete(self, worker, false, "said DISCONNECT");
+        else if (zframe_streq(command, PROTOCOL_DISCONNECT) && worker->current) {
+            //  A request crossed its DISCONNECT: wait for that REPLY (the
+            //  worker answers everything until the echo), then echo.
+            worker->leaving = true;
+            log_debug("worker %s leaving after its reply", key);
+        } else if (zframe_streq(command, PROTOCOL_DISCONNECT))
+            s_worker_delete(self, worker, true, "said DISCONNECT");
         else if (!zframe_streq(command, PROTOCOL_HEARTBEAT))
             log_debug("unknown worker command from %s dropped", key);
     }
@@ -566,8 +793,15 @@ broker_t *broker_new(const broker_config_t *config)
 {
     broker_t *self = (broker_t *)zmalloc(sizeof *self);
     self->queue_max = config->queue_max ? config->queue_max : 1;
+    self->queue_bytes_max = config->queue_bytes_max ? config->queue_bytes_max : 256 << 20;
+    self->hold_ms = config->hold_ms > 0 ? config->hold_ms : 0;
+    self->forget_ms = config->forget_ms > 0 ? config->forget_ms : 60000;
+    self->drain_ms = config->drain_ms > 0 ? config->drain_ms : 0;
+    self->hold_any_until = envelope_now_ms() + self->hold_ms;
     self->services = zhashx_new();
     self->workers = zhashx_new();
+    self->clients = zhashx_new();
+    zhashx_set_destructor(self->clients, s_client_destroy);
     self->next_deadline = INT64_MAX;
     self->heartbeat_at = zclock_mono() + WORKER_HEARTBEAT_MS;
 
@@ -611,10 +845,16 @@ void broker_destroy(broker_t **self_p)
              worker = (broker_worker_t *)zlistx_next(workers))
             s_worker_delete(self, worker, true, "broker shutting down");
         zlistx_destroy(&workers);
+        zlistx_t *services = zhashx_values(self->services);
+        for (broker_service_t *service = (broker_service_t *)zlistx_first(services); service;
+             service = (broker_service_t *)zlistx_next(services))
+            s_service_delete(self, service);
+        zlistx_destroy(&services);
     }
     assert(zhashx_size(self->workers) == 0 && zhashx_size(self->services) == 0);
     zhashx_destroy(&self->services);
     zhashx_destroy(&self->workers);
+    zhashx_destroy(&self->clients);
     zsock_destroy(&self->router);
     zsock_destroy(&self->xsub);
     zsock_destroy(&self->xpub);
@@ -622,37 +862,118 @@ void broker_destroy(broker_t **self_p)
     *self_p = NULL;
 }
 
-int broker_run(broker_t *self)
+//  One round: waits for traffic (at most until the next timer, or
+//  wait_max_ms), handles it and the timers. 0, or -1 when poll fails.
+static int s_round(broker_t *self, int64_t wait_max_ms)
 {
     zmq_pollitem_t items[] = {{zsock_resolve(self->router), 0, ZMQ_POLLIN, 0},
                               {zsock_resolve(self->xsub), 0, ZMQ_POLLIN, 0},
                               {zsock_resolve(self->xpub), 0, ZMQ_POLLIN, 0}};
-    while (!zsys_interrupted) {
-        int64_t timeout = self->heartbeat_at - zclock_mono();
-        if (self->next_deadline != INT64_MAX) {
-            int64_t until_deadline = self->next_deadline - envelope_now_ms();
-            if (until_deadline < timeout) timeout = until_deadline;
-        }
-        if (timeout < 0) timeout = 0;
-        if (zmq_poll(items, 3, (long)timeout) == -1) {
-            if (errno == EINTR) continue;
-            log_error("poll failed: %s", zmq_strerror(errno));
-            return -1;
-        }
-        if (items[0].revents & ZMQ_POLLIN)
-            for (int i = 0; i < DRAIN_MAX && (zsock_events(self->router) & ZMQ_POLLIN); i++)
-                s_router_message(self);
-        if (items[1].revents & ZMQ_POLLIN)
-            for (int i = 0; i < DRAIN_MAX && (zsock_events(self->xsub) & ZMQ_POLLIN); i++)
-                s_forward(self->xsub, self->xpub);
-        if (items[2].revents & ZMQ_POLLIN)
-            for (int i = 0; i < DRAIN_MAX && (zsock_events(self->xpub) & ZMQ_POLLIN); i++)
-                s_forward(self->xpub, self->xsub);
-        if (zclock_mono() >= self->heartbeat_at) {
-            s_heartbeat(self);
-            self->heartbeat_at = zclock_mono() + WORKER_HEARTBEAT_MS;
-        }
-        if (envelope_now_ms() >= self->next_deadline) s_purge_expired(self);
+    int64_t timeout = self->heartbeat_at - zclock_mono();
+    if (self->next_deadline != INT64_MAX) {
+        int64_t until_deadline = self->next_deadline - envelope_now_ms();
+        if (until_deadline < timeout) timeout = until_deadline;
     }
+    if (timeout > wait_max_ms) timeout = wait_max_ms;
+    if (timeout < 0) timeout = 0;
+    if (zmq_poll(items, 3, (long)timeout) == -1) {
+        if (errno == EINTR) return 0;
+        log_error("poll failed: %s", zmq_strerror(errno));
+        return -1;
+    }
+    if (items[0].revents & ZMQ_POLLIN)
+        for (int i = 0; i < DRAIN_MAX && (zsock_events(self->router) & ZMQ_POLLIN); i++)
+            s_router_message(self);
+    if (items[1].revents & ZMQ_POLLIN)
+        for (int i = 0; i < DRAIN_MAX && (zsock_events(self->xsub) & ZMQ_POLLIN); i++)
+            s_forward(self->xsub, self->xpub);
+    if (items[2].revents & ZMQ_POLLIN)
+        for (int i = 0; i < DRAIN_MAX && (zsock_events(self->xpub) & ZMQ_POLLIN); i++)
+            s_forward(self->xpub, self->xsub);
+    if (zclock_mono() >= self->heartbeat_at) {
+        s_heartbeat(self);
+        self->heartbeat_at = zclock_mono() + WORKER_HEARTBEAT_MS;
+        s_purge_expired(self); // also forgets services that stayed without workers
+        s_clients_prune(self);
+    }
+    if (envelope_now_ms() >= self->next_deadline) s_purge_expired(self);
     return 0;
+}
+
+int broker_run(broker_t *self)
+{
+    while (!zsys_interrupted)
+        if (s_round(self, INT64_MAX) == -1) return -1;
+    return 0;
+}
+
+//  Workers holding a request.
+static size_t s_busy_count(broker_t *self)
+{
+    size_t busy = 0;
+    for (broker_worker_t *worker = (broker_worker_t *)zhashx_first(self->workers); worker;
+         worker = (broker_worker_t *)zhashx_next(self->workers))
+        busy += worker->current != NULL;
+    return busy;
+}
+
+//  Requests waiting in every queue.
+static size_t s_queued_count(broker_t *self)
+{
+    size_t queued = 0;
+    for (broker_service_t *service = (broker_service_t *)zhashx_first(self->services); service;
+         service = (broker_service_t *)zhashx_next(self->services))
+        queued += zlistx_size(service->requests);
+    return queued;
+}
+
+void broker_drain(broker_t *self)
+{
+    //  A request in progress may be waiting for calls it makes to other
+    //  services, which reach the broker as new requests carrying its
+    //  deadline (or an earlier one): those must still be served, or the
+    //  drain would wait for nothing. So the drain keeps serving every
+    //  request that ends no later than the latest deadline in progress now
+    //  (it cannot make the drain longer) and refuses the rest (503,
+    //  retry): new work from the gateway has a later deadline.
+    self->draining = true;
+    self->drain_deadline = 0;
+    for (broker_worker_t *worker = (broker_worker_t *)zhashx_first(self->workers); worker;
+         worker = (broker_worker_t *)zhashx_next(self->workers))
+        if (worker->current && worker->current->deadline_ms > self->drain_deadline)
+            self->drain_deadline = worker->current->deadline_ms;
+    for (broker_service_t *service = (broker_service_t *)zhashx_first(self->services); service;
+         service = (broker_service_t *)zhashx_next(self->services)) {
+        broker_request_t *request = (broker_request_t *)zlistx_first(service->requests);
+        while (request) {
+            void *handle = zlistx_cursor(service->requests);
+            broker_request_t *next = (broker_request_t *)zlistx_next(service->requests);
+            if (s_refused_by_drain(self, request->deadline_ms)) {
+                s_queue_take(self, service, handle);
+                s_client_error_retry(self, request->client, service->name, strlen(service->name),
+                                     request->correlation, 503, ERR_UNAVAILABLE,
+                                     "the broker is restarting", true);
+                s_request_destroy(&request);
+            }
+            request = next;
+        }
+    }
+    int64_t until = zclock_mono() + self->drain_ms;
+    size_t busy = s_busy_count(self), queued = s_queued_count(self);
+    log_info("draining: %zu requests in progress, %zu waiting, up to %lld ms", busy, queued,
+             (long long)self->drain_ms);
+    while ((busy > 0 || queued > 0) && zclock_mono() < until) {
+        if (s_round(self, until - zclock_mono()) == -1) break;
+        busy = s_busy_count(self);
+        queued = s_queued_count(self);
+    }
+    //  The last word: nothing is read after it (see the top of the file).
+    part_t bye[] = {{NULL, 0}, {"", 0}, s_string_part(PROTOCOL_CLIENT), s_string_part(RPC_BYE)};
+    size_t told = 0;
+    for (broker_client_t *client = (broker_client_t *)zhashx_first(self->clients); client;
+         client = (broker_client_t *)zhashx_next(self->clients)) {
+        bye[0] = s_frame_part(client->address);
+        told += s_send_parts(self->router, bye, 4) == 0;
+    }
+    log_info("drained: %zu requests still in progress, BYE sent to %zu clients", busy, told);
 }

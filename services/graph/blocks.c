@@ -28,96 +28,58 @@ static json_t *s_cannot_block_self(void)
 //  Inserts the block row. 1 inserted, 0 already there, -1 error.
 static int s_block_insert(db_t *db, int64_t blocker, int64_t blocked, int64_t id)
 {
-    char id_text[GRAPH_ID_TEXT], a[GRAPH_ID_TEXT], b[GRAPH_ID_TEXT];
-    ids_format(id, id_text, sizeof id_text);
-    ids_format(blocker, a, sizeof a);
-    ids_format(blocked, b, sizeof b);
-    const char *params[] = {id_text, a, b};
-    long rows = db_exec(db,
-                        "INSERT INTO blocks (id, blocker_id, blocked_id) VALUES ($1, $2, $3)"
-                        " ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
-                        3, params);
+    long rows = graph_exec_ids(db,
+                               "INSERT INTO blocks (id, blocker_id, blocked_id) VALUES ($1, $2, $3)"
+                               " ON CONFLICT (blocker_id, blocked_id) DO NOTHING",
+                               3, (int64_t[]){id, blocker, blocked});
     return rows < 0 ? -1 : rows > 0;
 }
 
 json_t *blocks_create(call_t *call)
 {
-    if (call->viewer_id <= 0) return graph_signed_out();
     graph_user_t target;
-    json_t *reply = graph_user_by_username_arg(call, &target);
+    json_t *reply = graph_other_user_arg(call, &target, s_cannot_block_self);
     if (reply) return reply;
-    if (target.id == call->viewer_id) return s_cannot_block_self();
     db_t *db = call->db;
     reply = graph_begin_pair(call, call->viewer_id, target.id, NULL, NULL);
     if (reply) return reply;
     int64_t viewer = call->viewer_id, other = target.id;
     int64_t id = ids_next();
-    int inserted;
-    if (graph_lock_pair(db, viewer, other) != 0 ||
-        (inserted = s_block_insert(db, viewer, other, id)) < 0) {
+    int inserted = s_block_insert(db, viewer, other, id);
+    if (inserted < 0)
         reply = graph_internal("block");
-        goto cleanup;
-    }
-    if (inserted == 1 &&
-        (graph_follow_remove(db, viewer, other) < 0 || graph_follow_remove(db, other, viewer) < 0 ||
-         graph_request_remove(db, viewer, other) < 0 ||
-         graph_request_remove(db, other, viewer) < 0 ||
-         graph_emit_pair(db, "block.created", "blocker_id", viewer, "blocked_id", other, id) !=
-             0)) {
+    else if (inserted == 1 && (graph_follow_remove(db, viewer, other) < 0 ||
+                               graph_follow_remove(db, other, viewer) < 0 ||
+                               graph_request_remove(db, viewer, other) < 0 ||
+                               graph_request_remove(db, other, viewer) < 0 ||
+                               graph_emit_pair(db, "block.created", "blocker_id", viewer,
+                                               "blocked_id", other, id) != 0))
         reply = graph_internal("block cleanup");
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = graph_internal("commit block");
-        goto cleanup;
-    }
-    reply = reply_ok(204, NULL);
-cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
-    return reply;
+    reply = graph_finish(db, reply, "commit block");
+    return reply ? reply : reply_ok(204, NULL);
 }
 
 json_t *blocks_delete(call_t *call)
 {
-    if (call->viewer_id <= 0) return graph_signed_out();
     graph_user_t target;
-    json_t *reply = graph_user_by_username_arg(call, &target);
+    json_t *reply = graph_other_user_arg(call, &target, s_cannot_block_self);
     if (reply) return reply;
-    if (target.id == call->viewer_id) return s_cannot_block_self();
     db_t *db = call->db;
-    char a[GRAPH_ID_TEXT], b[GRAPH_ID_TEXT];
-    ids_format(call->viewer_id, a, sizeof a);
-    ids_format(target.id, b, sizeof b);
-    const char *params[] = {a, b};
-    if (db_begin(db) != 0) return graph_internal("begin");
-    long rows;
-    if (graph_lock_pair(db, call->viewer_id, target.id) != 0 ||
-        (rows = db_exec(db, "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2", 2,
-                        params)) < 0 ||
-        (rows > 0 && graph_emit_pair(db, "block.deleted", "blocker_id", call->viewer_id,
-                                     "blocked_id", target.id, 0) != 0)) {
+    reply = graph_begin_pair_lock(db, call->viewer_id, target.id);
+    if (reply) return reply;
+    long rows = graph_exec_ids(db, "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2",
+                               2, (int64_t[]){call->viewer_id, target.id});
+    if (rows < 0 || (rows > 0 && graph_emit_pair(db, "block.deleted", "blocker_id", call->viewer_id,
+                                                 "blocked_id", target.id, 0) != 0))
         reply = graph_internal("unblock");
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = graph_internal("commit unblock");
-        goto cleanup;
-    }
-    reply = reply_ok(204, NULL);
-cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
-    return reply;
+    reply = graph_finish(db, reply, "commit unblock");
+    return reply ? reply : reply_ok(204, NULL);
 }
 
 json_t *blocks_list(call_t *call)
 {
-    if (call->viewer_id <= 0) return graph_signed_out();
-    int limit = 0;
-    int64_t before = 0;
-    json_t *reply = graph_page_args(call, &limit, &before);
-    if (reply) return reply;
-    return graph_user_page(call,
-                           "SELECT id, blocked_id FROM blocks"
-                           " WHERE blocker_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-                           call->viewer_id, limit, before, USERS_KEEP_BLOCKED);
+    return graph_viewer_list(call,
+                             "SELECT id, blocked_id FROM blocks"
+                             " WHERE blocker_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                             USERS_KEEP_BLOCKED);
 }

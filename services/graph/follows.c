@@ -96,15 +96,11 @@ static int s_counts_edge(db_t *db, int64_t follower, int64_t followee, int delta
 int graph_follow_insert(db_t *db, int64_t follower, int64_t followee, bool accepted)
 {
     int64_t id = ids_next();
-    char id_text[GRAPH_ID_TEXT], a[GRAPH_ID_TEXT], b[GRAPH_ID_TEXT];
-    ids_format(id, id_text, sizeof id_text);
-    ids_format(follower, a, sizeof a);
-    ids_format(followee, b, sizeof b);
-    const char *params[] = {id_text, a, b};
-    long rows = db_exec(db,
-                        "INSERT INTO follows (id, follower_id, followee_id) VALUES ($1, $2, $3)"
-                        " ON CONFLICT (follower_id, followee_id) DO NOTHING",
-                        3, params);
+    long rows =
+        graph_exec_ids(db,
+                       "INSERT INTO follows (id, follower_id, followee_id) VALUES ($1, $2, $3)"
+                       " ON CONFLICT (follower_id, followee_id) DO NOTHING",
+                       3, (int64_t[]){id, follower, followee});
     if (rows <= 0) return (int)rows;
     if (accepted && graph_emit_pair(db, "follow.accepted", "follower_id", follower, "followee_id",
                                     followee, id) != 0)
@@ -118,12 +114,9 @@ int graph_follow_insert(db_t *db, int64_t follower, int64_t followee, bool accep
 
 int graph_follow_remove(db_t *db, int64_t follower, int64_t followee)
 {
-    char a[GRAPH_ID_TEXT], b[GRAPH_ID_TEXT];
-    ids_format(follower, a, sizeof a);
-    ids_format(followee, b, sizeof b);
-    const char *params[] = {a, b};
     long rows =
-        db_exec(db, "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2", 2, params);
+        graph_exec_ids(db, "DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2", 2,
+                       (int64_t[]){follower, followee});
     if (rows <= 0) return (int)rows;
     if (graph_emit_pair(db, "follow.deleted", "follower_id", follower, "followee_id", followee,
                         0) != 0 ||
@@ -136,16 +129,11 @@ int graph_follow_remove(db_t *db, int64_t follower, int64_t followee)
 static int s_request_insert(db_t *db, int64_t follower, int64_t followee)
 {
     int64_t id = ids_next();
-    char id_text[GRAPH_ID_TEXT], a[GRAPH_ID_TEXT], b[GRAPH_ID_TEXT];
-    ids_format(id, id_text, sizeof id_text);
-    ids_format(follower, a, sizeof a);
-    ids_format(followee, b, sizeof b);
-    const char *params[] = {id_text, a, b};
-    long rows = db_exec(db,
-                        "INSERT INTO follow_requests (id, follower_id, followee_id)"
-                        " VALUES ($1, $2, $3)"
-                        " ON CONFLICT (follower_id, followee_id) DO NOTHING",
-                        3, params);
+    long rows = graph_exec_ids(db,
+                               "INSERT INTO follow_requests (id, follower_id, followee_id)"
+                               " VALUES ($1, $2, $3)"
+                               " ON CONFLICT (follower_id, followee_id) DO NOTHING",
+                               3, (int64_t[]){id, follower, followee});
     if (rows <= 0) return (int)rows;
     return graph_emit_pair(db, "follow.requested", "follower_id", follower, "followee_id", followee,
                            id) == 0
@@ -155,12 +143,9 @@ static int s_request_insert(db_t *db, int64_t follower, int64_t followee)
 
 int graph_request_remove(db_t *db, int64_t follower, int64_t followee)
 {
-    char a[GRAPH_ID_TEXT], b[GRAPH_ID_TEXT];
-    ids_format(follower, a, sizeof a);
-    ids_format(followee, b, sizeof b);
-    const char *params[] = {a, b};
-    long rows = db_exec(
-        db, "DELETE FROM follow_requests WHERE follower_id = $1 AND followee_id = $2", 2, params);
+    long rows = graph_exec_ids(
+        db, "DELETE FROM follow_requests WHERE follower_id = $1 AND followee_id = $2", 2,
+        (int64_t[]){follower, followee});
     if (rows <= 0) return (int)rows;
     return graph_emit_pair(db, "follow.request_deleted", "follower_id", follower, "followee_id",
                            followee, 0) == 0
@@ -170,15 +155,11 @@ int graph_request_remove(db_t *db, int64_t follower, int64_t followee)
 
 int graph_blocked_either(db_t *db, int64_t a, int64_t b)
 {
-    char a_text[GRAPH_ID_TEXT], b_text[GRAPH_ID_TEXT];
-    ids_format(a, a_text, sizeof a_text);
-    ids_format(b, b_text, sizeof b_text);
-    const char *params[] = {a_text, b_text};
-    PGresult *res = db_query(db,
-                             "SELECT EXISTS (SELECT 1 FROM blocks WHERE"
-                             " (blocker_id = $1 AND blocked_id = $2)"
-                             " OR (blocker_id = $2 AND blocked_id = $1))",
-                             2, params);
+    PGresult *res = graph_query_ids(db,
+                                    "SELECT EXISTS (SELECT 1 FROM blocks WHERE"
+                                    " (blocker_id = $1 AND blocked_id = $2)"
+                                    " OR (blocker_id = $2 AND blocked_id = $1))",
+                                    2, (int64_t[]){a, b});
     if (!res) return -1;
     int blocked = PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
@@ -190,17 +171,13 @@ int graph_blocked_either(db_t *db, int64_t a, int64_t b)
 static int s_pair_state(db_t *db, int64_t follower, int64_t followee, bool *blocked,
                         bool *following)
 {
-    char a[GRAPH_ID_TEXT], b[GRAPH_ID_TEXT];
-    ids_format(follower, a, sizeof a);
-    ids_format(followee, b, sizeof b);
-    const char *params[] = {a, b};
-    PGresult *res = db_query(db,
-                             "SELECT EXISTS (SELECT 1 FROM blocks WHERE"
-                             " (blocker_id = $1 AND blocked_id = $2)"
-                             " OR (blocker_id = $2 AND blocked_id = $1)),"
-                             " EXISTS (SELECT 1 FROM follows"
-                             " WHERE follower_id = $1 AND followee_id = $2)",
-                             2, params);
+    PGresult *res = graph_query_ids(db,
+                                    "SELECT EXISTS (SELECT 1 FROM blocks WHERE"
+                                    " (blocker_id = $1 AND blocked_id = $2)"
+                                    " OR (blocker_id = $2 AND blocked_id = $1)),"
+                                    " EXISTS (SELECT 1 FROM follows"
+                                    " WHERE follower_id = $1 AND followee_id = $2)",
+                                    2, (int64_t[]){follower, followee});
     if (!res) return -1;
     *blocked = PQgetvalue(res, 0, 0)[0] == 't';
     *following = PQgetvalue(res, 0, 1)[0] == 't';
@@ -223,85 +200,50 @@ static json_t *s_state(const char *state)
 
 json_t *follows_create(call_t *call)
 {
-    if (call->viewer_id <= 0) return graph_signed_out();
     graph_user_t target;
-    json_t *reply = graph_user_by_username_arg(call, &target);
+    json_t *reply = graph_other_user_arg(call, &target, s_cannot_follow_self);
     if (reply) return reply;
-    if (target.id == call->viewer_id) return s_cannot_follow_self();
     db_t *db = call->db;
     reply = graph_begin_pair(call, call->viewer_id, target.id, NULL, &target);
     if (reply) return reply;
-    const char *state = NULL;
+    const char *state = "following";
     bool blocked = false, following = false;
-    if (graph_lock_pair(db, call->viewer_id, target.id) != 0 ||
-        s_pair_state(db, call->viewer_id, target.id, &blocked, &following) != 0) {
+    if (s_pair_state(db, call->viewer_id, target.id, &blocked, &following) != 0)
         reply = graph_internal("follow checks");
-        goto cleanup;
-    }
-    if (blocked) {
+    else if (blocked)
         reply = graph_not_found();
-        goto cleanup;
-    }
-    if (following) {
-        state = "following";
-    } else if (target.is_private) {
-        if (s_request_insert(db, call->viewer_id, target.id) < 0) {
-            reply = graph_internal("follow request");
-            goto cleanup;
-        }
+    else if (!following && target.is_private) {
         state = "requested";
-    } else {
-        //  A request left from when the account was private goes: the
-        //  follow replaces it.
-        if (graph_request_remove(db, call->viewer_id, target.id) < 0 ||
-            graph_follow_insert(db, call->viewer_id, target.id, false) < 0) {
-            reply = graph_internal("follow");
-            goto cleanup;
-        }
-        state = "following";
+        if (s_request_insert(db, call->viewer_id, target.id) < 0)
+            reply = graph_internal("follow request");
     }
-    if (db_commit(db) != 0) {
-        reply = graph_internal("commit follow");
-        goto cleanup;
-    }
-    reply = s_state(state);
-cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
-    return reply;
+    //  A public account: a request left from when it was private goes, the
+    //  follow replaces it. (Already following: nothing changes.)
+    else if (!following && (graph_request_remove(db, call->viewer_id, target.id) < 0 ||
+                            graph_follow_insert(db, call->viewer_id, target.id, false) < 0))
+        reply = graph_internal("follow");
+    reply = graph_finish(db, reply, "commit follow");
+    return reply ? reply : s_state(state);
 }
 
 json_t *follows_delete(call_t *call)
 {
-    if (call->viewer_id <= 0) return graph_signed_out();
     graph_user_t target;
-    json_t *reply = graph_user_by_username_arg(call, &target);
+    json_t *reply = graph_other_user_arg(call, &target, s_cannot_follow_self);
     if (reply) return reply;
-    if (target.id == call->viewer_id) return s_cannot_follow_self();
     db_t *db = call->db;
-    if (db_begin(db) != 0) return graph_internal("begin");
-    int rc;
-    if (graph_lock_pair(db, call->viewer_id, target.id) != 0 ||
-        (rc = graph_blocked_either(db, call->viewer_id, target.id)) < 0) {
+    reply = graph_begin_pair_lock(db, call->viewer_id, target.id);
+    if (reply) return reply;
+    int rc = graph_blocked_either(db, call->viewer_id, target.id);
+    if (rc < 0)
         reply = graph_internal("unfollow checks");
-        goto cleanup;
-    }
-    if (rc == 1) {
+    else if (rc == 1)
         reply = graph_not_found();
-        goto cleanup;
-    }
-    if ((rc = graph_follow_remove(db, call->viewer_id, target.id)) < 0 ||
-        (rc == 0 && graph_request_remove(db, call->viewer_id, target.id) < 0)) {
+    else if ((rc = graph_follow_remove(db, call->viewer_id, target.id)) < 0 ||
+             (rc == 0 && graph_request_remove(db, call->viewer_id, target.id) < 0))
         reply = graph_internal("unfollow");
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = graph_internal("commit unfollow");
-        goto cleanup;
-    }
-    reply = s_state("none");
-cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
-    return reply;
+    reply = graph_finish(db, reply, "commit unfollow");
+    return reply ? reply : s_state("none");
 }
 
 //  A list of target's followers or followees, as the viewer may see it.
@@ -343,29 +285,21 @@ json_t *follows_following_ids(call_t *call)
     int64_t before = 0;
     json_t *reply = graph_page_args(call, &limit, &before);
     if (reply) return reply;
-    char user_text[GRAPH_ID_TEXT], before_text[GRAPH_ID_TEXT], limit_text[16];
-    ids_format(user, user_text, sizeof user_text);
-    ids_format(before, before_text, sizeof before_text);
-    snprintf(limit_text, sizeof limit_text, "%d", limit + 1);
-    const char *params[] = {user_text, before_text, limit_text};
-    PGresult *res = db_query(call->db,
-                             "SELECT id, followee_id FROM follows"
-                             " WHERE follower_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-                             3, params);
+    PGresult *res =
+        graph_page_query(call->db,
+                         "SELECT id, followee_id FROM follows"
+                         " WHERE follower_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                         user, limit, before);
     if (!res) return graph_internal("following ids");
     int rows = PQntuples(res);
     int taken = rows > limit ? limit : rows;
     json_t *items = json_array();
-    for (int row = 0; row < taken; row++)
+    int64_t last = 0;
+    for (int row = 0; row < taken; row++) {
+        ids_parse(PQgetvalue(res, row, 0), &last);
         json_array_append_new(items, json_string(PQgetvalue(res, row, 1)));
-    json_t *next = json_null();
-    if (rows > limit) {
-        int64_t last = 0;
-        ids_parse(PQgetvalue(res, taken - 1, 0), &last);
-        char text[CURSOR_TEXT_MAX];
-        cursor_encode(last, 0, text);
-        next = json_string(text);
     }
+    json_t *next = graph_next_cursor(rows, limit, last);
     PQclear(res);
     return reply_ok(200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
 }

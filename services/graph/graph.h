@@ -67,15 +67,21 @@ typedef struct {
 //  send (400 for a non-string, 404 unknown, 503/504 identity down).
 json_t *graph_user_by_username_arg(call_t *call, graph_user_t *user);
 
-//  Inside a transaction: locks the projection rows of a and b (FOR SHARE,
-//  in id order; a == b locks one) and reads them into out_a / out_b
-//  (either may be NULL). Ids missing from the projection are fetched from
-//  identity's users.batch first (outside the transaction, so the caller
-//  must not have one open: this function begins it). Returns NULL with the
-//  transaction open and both rows locked, or a reply (rolled back): 404
+//  Begins a transaction that locks the projection rows of a and b (FOR
+//  SHARE, in id order; a == b locks one), reads them into out_a / out_b
+//  (either may be NULL), then takes the pair's lock (graph_lock_pair): the
+//  first two steps of the locking order above. Ids missing from the
+//  projection are fetched from identity's users.batch first (outside the
+//  transaction, so the caller must not have one open). Returns NULL with
+//  the transaction open and both locks held, or a reply (rolled back): 404
 //  when b is unknown, 401 when a (the viewer) no longer exists.
 json_t *graph_begin_pair(call_t *call, int64_t a, int64_t b, graph_user_t *out_a,
                          graph_user_t *out_b);
+
+//  The prologue of a handler acting on args.username as the viewer: 401
+//  signed out, the replies of graph_user_by_username_arg, on_self() when
+//  the username is the viewer's own; NULL with *target filled otherwise.
+json_t *graph_other_user_arg(call_t *call, graph_user_t *target, json_t *(*on_self)(void));
 
 //  Inserts what identity said about users (base user objects, borrowed)
 //  into the projection, unless deleted or already there. 0 or -1.
@@ -147,7 +153,33 @@ json_t *graph_user_page(call_t *call, const char *sql, int64_t owner, int limit,
 json_t *graph_decorated_users(call_t *call, size_t n, const int64_t *ids, unsigned flags,
                               json_t **reply_out);
 
+//  A page of one of the viewer's own lists (blocked, follow requests):
+//  401 signed out, 400 bad limit or cursor, else graph_user_page with the
+//  viewer as owner.
+json_t *graph_viewer_list(call_t *call, const char *sql, unsigned flags);
+//  Runs sql ($1 the owner id, $2 the cursor id, $3 limit + 1): a list
+//  page's query, for graph_user_page and follows.following_ids. NULL on
+//  error.
+PGresult *graph_page_query(db_t *db, const char *sql, int64_t owner, int limit, int64_t before);
+//  A page's next_cursor: the cursor of row id last when the query found
+//  rows > limit (there is a next page), else null. A new reference.
+json_t *graph_next_cursor(int rows, int limit, int64_t last);
+
 //  ---- helpers ----------------------------------------------------------------
+#define GRAPH_SQL_IDS_MAX 3 // ids one graph_exec_ids / graph_query_ids binds
+//  Runs sql with the decimal texts of ids[0..n) (1 <= n <= 3) as $1..$n:
+//  db_exec's count of rows, or -1 / db_query's result, or NULL.
+long graph_exec_ids(db_t *db, const char *sql, int n, const int64_t *ids);
+PGresult *graph_query_ids(db_t *db, const char *sql, int n, const int64_t *ids);
+//  Begins a transaction and takes the pair's lock only (changes that
+//  remove rows need not lock the projection rows). NULL, or the 500 reply
+//  (rolled back).
+json_t *graph_begin_pair_lock(db_t *db, int64_t a, int64_t b);
+//  Ends a handler's transaction: error NULL commits (a failed commit
+//  becomes graph_internal(what)); a set error rolls back. Returns the
+//  error reply, or NULL once committed; the transaction is closed either
+//  way.
+json_t *graph_finish(db_t *db, json_t *error, const char *what);
 //  "{1,2,3}" for a bigint[] parameter. Caller frees.
 char *graph_id_array(size_t n, const int64_t *ids);
 //  RFC 3339 UTC with milliseconds of the time an id was made at, into buf

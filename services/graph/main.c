@@ -9,6 +9,8 @@
 */
 #include "graph.h"
 
+json_t *graph_seed(call_t *call); // seed.c: benchmarks only (GRAPH_SEED_ENABLED=1)
+
 static const service_method_t s_methods[] = {
     {"follows.create", follows_create},
     {"follows.delete", follows_delete},
@@ -23,6 +25,7 @@ static const service_method_t s_methods[] = {
     {"blocks.list", blocks_list},
     {"relations.batch", relations_batch},
     {"relations.visible", relations_visible},
+    {"graph.seed", graph_seed},
     {NULL, NULL},
 };
 
@@ -48,7 +51,7 @@ int main(int argc, char **argv)
         .uses_database = true,
         .state = NULL,
         .on_start = NULL,
-        .config_names = NULL,
+        .config_names = (const char *const[]){"GRAPH_SEED_ENABLED", NULL},
     };
     return service_main(&def, argc, argv);
 }

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "users.h"
 
+#include <assert.h>
 #include <czmq.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +73,59 @@ void graph_id_time(int64_t id, char *buf, size_t size)
     char date[24];
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf, size, "%s.%03dZ", date, (int)(ms % 1000));
+}
+
+//  The decimal texts of ids[0..n) into text (one GRAPH_ID_TEXT slot each)
+//  and pointers to them into params, for a statement's $1..$n.
+static void s_id_params(int n, const int64_t *ids, char (*text)[GRAPH_ID_TEXT], const char **params)
+{
+    for (int i = 0; i < n; i++) {
+        ids_format(ids[i], text[i], GRAPH_ID_TEXT);
+        params[i] = text[i];
+    }
+}
+
+long graph_exec_ids(db_t *db, const char *sql, int n, const int64_t *ids)
+{
+    assert(n > 0 && n <= GRAPH_SQL_IDS_MAX);
+    char text[GRAPH_SQL_IDS_MAX][GRAPH_ID_TEXT];
+    const char *params[GRAPH_SQL_IDS_MAX];
+    s_id_params(n, ids, text, params);
+    return db_exec(db, sql, n, params);
+}
+
+PGresult *graph_query_ids(db_t *db, const char *sql, int n, const int64_t *ids)
+{
+    assert(n > 0 && n <= GRAPH_SQL_IDS_MAX);
+    char text[GRAPH_SQL_IDS_MAX][GRAPH_ID_TEXT];
+    const char *params[GRAPH_SQL_IDS_MAX];
+    s_id_params(n, ids, text, params);
+    return db_query(db, sql, n, params);
+}
+
+json_t *graph_other_user_arg(call_t *call, graph_user_t *target, json_t *(*on_self)(void))
+{
+    if (call->viewer_id <= 0) return graph_signed_out();
+    json_t *reply = graph_user_by_username_arg(call, target);
+    if (reply) return reply;
+    return target->id == call->viewer_id ? on_self() : NULL;
+}
+
+json_t *graph_begin_pair_lock(db_t *db, int64_t a, int64_t b)
+{
+    if (db_begin(db) != 0) return graph_internal("begin");
+    if (graph_lock_pair(db, a, b) != 0) {
+        db_rollback(db);
+        return graph_internal("lock pair");
+    }
+    return NULL;
+}
+
+json_t *graph_finish(db_t *db, json_t *error, const char *what)
+{
+    if (!error && db_commit(db) != 0) error = graph_internal(what);
+    if (db_in_transaction(db)) db_rollback(db);
+    return error;
 }
 
 int graph_emit_pair(db_t *db, const char *topic, const char *a_name, int64_t a, const char *b_name,
@@ -189,15 +243,38 @@ json_t *graph_page_args(call_t *call, int *limit, int64_t *before)
     return NULL;
 }
 
-json_t *graph_user_page(call_t *call, const char *sql, int64_t owner, int limit, int64_t before,
-                        unsigned flags)
+json_t *graph_viewer_list(call_t *call, const char *sql, unsigned flags)
+{
+    if (call->viewer_id <= 0) return graph_signed_out();
+    int limit = 0;
+    int64_t before = 0;
+    json_t *reply = graph_page_args(call, &limit, &before);
+    if (reply) return reply;
+    return graph_user_page(call, sql, call->viewer_id, limit, before, flags);
+}
+
+PGresult *graph_page_query(db_t *db, const char *sql, int64_t owner, int limit, int64_t before)
 {
     char owner_text[GRAPH_ID_TEXT], before_text[GRAPH_ID_TEXT], limit_text[16];
     ids_format(owner, owner_text, sizeof owner_text);
     ids_format(before, before_text, sizeof before_text);
     snprintf(limit_text, sizeof limit_text, "%d", limit + 1);
     const char *params[] = {owner_text, before_text, limit_text};
-    PGresult *res = db_query(call->db, sql, 3, params);
+    return db_query(db, sql, 3, params);
+}
+
+json_t *graph_next_cursor(int rows, int limit, int64_t last)
+{
+    if (rows <= limit) return json_null();
+    char text[CURSOR_TEXT_MAX];
+    cursor_encode(last, 0, text);
+    return json_string(text);
+}
+
+json_t *graph_user_page(call_t *call, const char *sql, int64_t owner, int limit, int64_t before,
+                        unsigned flags)
+{
+    PGresult *res = graph_page_query(call->db, sql, owner, limit, before);
     if (!res) return graph_internal("list page");
     int rows = PQntuples(res);
     int taken = rows > limit ? limit : rows;
@@ -212,11 +289,6 @@ json_t *graph_user_page(call_t *call, const char *sql, int64_t owner, int limit,
     json_t *items = graph_decorated_users(call, (size_t)taken, ids, flags, &reply);
     free(ids);
     if (!items) return reply;
-    json_t *next = json_null();
-    if (rows > limit) {
-        char text[CURSOR_TEXT_MAX];
-        cursor_encode(last, 0, text);
-        next = json_string(text);
-    }
-    return reply_ok(200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+    return reply_ok(200, json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                                   graph_next_cursor(rows, limit, last)));
 }

@@ -22,27 +22,19 @@
 
 json_t *requests_list(call_t *call)
 {
-    if (call->viewer_id <= 0) return graph_signed_out();
-    int limit = 0;
-    int64_t before = 0;
-    json_t *reply = graph_page_args(call, &limit, &before);
-    if (reply) return reply;
-    return graph_user_page(call,
-                           "SELECT id, follower_id FROM follow_requests"
-                           " WHERE followee_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
-                           call->viewer_id, limit, before, 0);
+    return graph_viewer_list(call,
+                             "SELECT id, follower_id FROM follow_requests"
+                             " WHERE followee_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+                             0);
 }
 
 //  Deletes the request follower -> followee without an event (an approval
 //  announces itself with follow.accepted). 1, 0 or -1.
 static int s_take_request(db_t *db, int64_t follower, int64_t followee)
 {
-    char a[GRAPH_ID_TEXT], b[GRAPH_ID_TEXT];
-    ids_format(follower, a, sizeof a);
-    ids_format(followee, b, sizeof b);
-    const char *params[] = {a, b};
-    long rows = db_exec(
-        db, "DELETE FROM follow_requests WHERE follower_id = $1 AND followee_id = $2", 2, params);
+    long rows = graph_exec_ids(
+        db, "DELETE FROM follow_requests WHERE follower_id = $1 AND followee_id = $2", 2,
+        (int64_t[]){follower, followee});
     return rows < 0 ? -1 : rows > 0;
 }
 
@@ -54,11 +46,9 @@ static json_t *s_no_request(void)
 //  Approves (approve true) or denies the request of args.username.
 static json_t *s_decide(call_t *call, bool approve)
 {
-    if (call->viewer_id <= 0) return graph_signed_out();
     graph_user_t requester;
-    json_t *reply = graph_user_by_username_arg(call, &requester);
+    json_t *reply = graph_other_user_arg(call, &requester, s_no_request);
     if (reply) return reply;
-    if (requester.id == call->viewer_id) return s_no_request();
     db_t *db = call->db;
     reply = graph_begin_pair(call, call->viewer_id, requester.id, NULL, NULL);
     if (reply) {
@@ -68,32 +58,18 @@ static json_t *s_decide(call_t *call, bool approve)
         return s_no_request();
     }
     int rc;
-    if (graph_lock_pair(db, call->viewer_id, requester.id) != 0) {
-        reply = graph_internal("lock pair");
-        goto cleanup;
-    }
     if (approve) {
         rc = s_take_request(db, requester.id, call->viewer_id);
         if (rc == 1 && graph_follow_insert(db, requester.id, call->viewer_id, true) < 0) rc = -1;
     } else {
         rc = graph_request_remove(db, requester.id, call->viewer_id);
     }
-    if (rc < 0) {
+    if (rc < 0)
         reply = graph_internal(approve ? "approve" : "deny");
-        goto cleanup;
-    }
-    if (rc == 0) {
+    else if (rc == 0)
         reply = s_no_request();
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = graph_internal("commit request decision");
-        goto cleanup;
-    }
-    reply = reply_ok(204, NULL);
-cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
-    return reply;
+    reply = graph_finish(db, reply, "commit request decision");
+    return reply ? reply : reply_ok(204, NULL);
 }
 
 json_t *requests_approve(call_t *call)

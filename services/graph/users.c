@@ -193,7 +193,12 @@ json_t *graph_begin_pair(call_t *call, int64_t a, int64_t b, graph_user_t *out_a
             db_rollback(db);
             return graph_internal("lock users");
         }
-        if (has_a && has_b) return NULL;
+        if (has_a && has_b) {
+            //  Step 2 of the locking order (graph.h), after the rows.
+            if (graph_lock_pair(db, a, b) == 0) return NULL;
+            db_rollback(db);
+            return graph_internal("lock pair");
+        }
         db_rollback(db);
         if (attempt == 1) break;
         //  One of them is not in the projection yet: ask identity once.

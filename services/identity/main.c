@@ -17,6 +17,8 @@
 
 static identity_t s_identity;
 
+json_t *identity_seed(call_t *call); // seed.c: benchmarks only (IDENTITY_SEED_ENABLED=1)
+
 static const service_method_t s_methods[] = {
     {"auth.register", auth_register},
     {"auth.login", auth_login},
@@ -32,11 +34,17 @@ static const service_method_t s_methods[] = {
     {"users.by_username", users_by_username},
     {"users.by_usernames", users_by_usernames},
     {"users.batch", users_batch},
+    {"identity.seed", identity_seed},
     {NULL, NULL},
 };
 
 static const char *const s_config_names[] = {
-    "JWT_SECRET", "ACCESS_TOKEN_TTL", "PASSWORD_OPSLIMIT", "PASSWORD_MEMLIMIT_MIB", NULL,
+    "JWT_SECRET",
+    "ACCESS_TOKEN_TTL",
+    "PASSWORD_OPSLIMIT",
+    "PASSWORD_MEMLIMIT_MIB",
+    "IDENTITY_SEED_ENABLED",
+    NULL,
 };
 
 static const char s_usage[] =

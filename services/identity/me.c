@@ -72,6 +72,50 @@ static json_t *s_load_viewer(call_t *call, PGresult **res_p)
     return NULL;
 }
 
+//  The 400 reply when args checks filled fields, else NULL (fields freed).
+static json_t *s_fields_reply(json_t *fields)
+{
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    json_decref(fields);
+    return NULL;
+}
+
+//  Loads the viewer's row into *res_p and checks password against it, for
+//  the changes that ask for it again. NULL when right, else the reply (401
+//  as s_load_viewer; 403 with message when the password is wrong).
+static json_t *s_load_viewer_confirmed(call_t *call, const char *password, const char *message,
+                                       PGresult **res_p)
+{
+    json_t *reply = s_load_viewer(call, res_p);
+    if (reply) return reply;
+    if (password_verify(identity_of(call), PQgetvalue(*res_p, 0, COL_PASSWORD_HASH), password))
+        return NULL;
+    PQclear(*res_p);
+    *res_p = NULL;
+    return reply_error(403, ERR_INVALID_CREDENTIALS, message);
+}
+
+//  Inside the transaction of a change to the viewer's row: res is what the
+//  UPDATE ... RETURNING answered (no row: the account is gone, 401).
+//  Emits user.updated with the new row. NULL, or the error reply.
+static json_t *s_emit_user_updated(db_t *db, PGresult *res)
+{
+    if (PQntuples(res) != 1) return s_signed_out();
+    json_t *payload = store_user_event(res, 0, true);
+    int rc = events_emit(db, "user.updated", payload);
+    json_decref(payload);
+    return rc == 0 ? NULL : identity_internal("emit user.updated");
+}
+
+//  Ends a handler's transaction: with error NULL commits (a failed commit
+//  is a 500), else rolls back. Returns error, or NULL once committed.
+static json_t *s_finish(db_t *db, json_t *error)
+{
+    if (!error && db_commit(db) != 0) error = identity_internal("commit");
+    if (db_in_transaction(db)) db_rollback(db);
+    return error;
+}
+
 json_t *me_get(call_t *call)
 {
     PGresult *res = NULL;
@@ -103,12 +147,11 @@ json_t *me_update(call_t *call)
     rc = args_string(call->args, "email", false, 1, IDENTITY_EMAIL_MAX, &email, fields);
     present += rc != 0;
     if (rc == 1) validate_email(email, fields);
-    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
-    json_decref(fields);
+    json_t *reply = s_fields_reply(fields);
+    if (reply) return reply;
     if (present == 0) return me_get(call); // an empty PATCH changes nothing
 
     db_t *db = call->db;
-    json_t *reply = NULL, *payload = NULL;
     PGresult *res = NULL;
     char id_text[21];
     ids_format(call->viewer_id, id_text, sizeof id_text);
@@ -142,23 +185,10 @@ json_t *me_update(call_t *call)
         }
         goto cleanup;
     }
-    if (PQntuples(res) != 1) {
-        reply = s_signed_out();
-        goto cleanup;
-    }
-    payload = store_user_event(res, 0, true);
-    if (events_emit(db, "user.updated", payload) != 0) {
-        reply = identity_internal("emit user.updated");
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = identity_internal("commit");
-        goto cleanup;
-    }
-    reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
+    reply = s_emit_user_updated(db, res);
 cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
-    json_decref(payload);
+    reply = s_finish(db, reply);
+    if (!reply) reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
     PQclear(res);
     return reply;
 }
@@ -166,30 +196,25 @@ cleanup:
 json_t *me_password(call_t *call)
 {
     if (call->viewer_id <= 0) return s_signed_out();
-    identity_t *self = identity_of(call);
     json_t *fields = json_object();
     const char *current = NULL, *next = NULL, *keep = NULL;
     args_string(call->args, "current_password", true, 1, IDENTITY_PASSWORD_MAX, &current, fields);
     args_string(call->args, "new_password", true, IDENTITY_PASSWORD_MIN, IDENTITY_PASSWORD_MAX,
                 &next, fields);
     args_string(call->args, "refresh_token", false, 1, REFRESH_TOKEN_MAX, &keep, fields);
-    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
-    json_decref(fields);
+    json_t *reply = s_fields_reply(fields);
+    if (reply) return reply;
     //  Set by the gateway from the verified token, never by the client.
     int64_t session = 0;
     const char *session_text = json_string_value(json_object_get(call->args, "session_id"));
     if (session_text && !ids_parse(session_text, &session)) session = 0;
 
     PGresult *res = NULL;
-    json_t *reply = s_load_viewer(call, &res);
+    reply = s_load_viewer_confirmed(call, current, "the current password is wrong", &res);
     if (reply) return reply;
     db_t *db = call->db;
     char hash[crypto_pwhash_STRBYTES];
-    if (!password_verify(self, PQgetvalue(res, 0, COL_PASSWORD_HASH), current)) {
-        reply = reply_error(403, ERR_INVALID_CREDENTIALS, "the current password is wrong");
-        goto cleanup;
-    }
-    if (password_hash(self, next, hash) != 0) {
+    if (password_hash(identity_of(call), next, hash) != 0) {
         reply = identity_internal("password hashing");
         goto cleanup;
     }
@@ -200,18 +225,14 @@ json_t *me_password(call_t *call)
     }
     if (db_exec(db, "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1", 2,
                 params) != 1 ||
-        tokens_revoke_others(db, call->viewer_id, session, keep) != 0) {
+        tokens_revoke_others(db, call->viewer_id, session, keep) != 0)
         reply = identity_internal("password change");
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = identity_internal("commit");
-        goto cleanup;
-    }
-    log_info("password changed for user %s", PQgetvalue(res, 0, COL_ID));
-    reply = reply_ok(204, NULL);
 cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
+    reply = s_finish(db, reply);
+    if (!reply) {
+        log_info("password changed for user %s", PQgetvalue(res, 0, COL_ID));
+        reply = reply_ok(204, NULL);
+    }
     PQclear(res);
     return reply;
 }
@@ -219,22 +240,17 @@ cleanup:
 json_t *me_delete(call_t *call)
 {
     if (call->viewer_id <= 0) return s_signed_out();
-    identity_t *self = identity_of(call);
     json_t *fields = json_object();
     const char *password = NULL;
     args_string(call->args, "password", true, 1, IDENTITY_PASSWORD_MAX, &password, fields);
-    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
-    json_decref(fields);
+    json_t *reply = s_fields_reply(fields);
+    if (reply) return reply;
 
     PGresult *res = NULL;
-    json_t *reply = s_load_viewer(call, &res);
+    reply = s_load_viewer_confirmed(call, password, "the password is wrong", &res);
     if (reply) return reply;
     db_t *db = call->db;
     json_t *payload = NULL;
-    if (!password_verify(self, PQgetvalue(res, 0, COL_PASSWORD_HASH), password)) {
-        reply = reply_error(403, ERR_INVALID_CREDENTIALS, "the password is wrong");
-        goto cleanup;
-    }
     const char *params[] = {PQgetvalue(res, 0, COL_ID)};
     if (db_begin(db) != 0) {
         reply = identity_internal("begin");
@@ -256,18 +272,14 @@ json_t *me_delete(call_t *call)
     payload = json_object();
     json_object_set_new(payload, "id", json_string(PQgetvalue(res, 0, COL_ID)));
     json_object_set_new(payload, "username", json_string(PQgetvalue(res, 0, COL_USERNAME)));
-    if (events_emit(db, "user.deleted", payload) != 0) {
+    if (events_emit(db, "user.deleted", payload) != 0)
         reply = identity_internal("emit user.deleted");
-        goto cleanup;
-    }
-    if (db_commit(db) != 0) {
-        reply = identity_internal("commit");
-        goto cleanup;
-    }
-    log_info("deleted user %s", PQgetvalue(res, 0, COL_ID));
-    reply = reply_ok(204, NULL);
 cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
+    reply = s_finish(db, reply);
+    if (!reply) {
+        log_info("deleted user %s", PQgetvalue(res, 0, COL_ID));
+        reply = reply_ok(204, NULL);
+    }
     json_decref(payload);
     PQclear(res);
     return reply;
@@ -277,33 +289,17 @@ cleanup:
 static json_t *s_set_avatar(call_t *call, const char *key)
 {
     db_t *db = call->db;
-    json_t *reply = NULL, *payload = NULL;
-    PGresult *res = NULL;
     char id_text[21];
     ids_format(call->viewer_id, id_text, sizeof id_text);
     const char *params[] = {id_text, key};
     if (db_begin(db) != 0) return identity_internal("begin");
-    res = db_query(db,
-                   "UPDATE users SET avatar_key = $2, updated_at = now() WHERE id = $1"
-                   " RETURNING " STORE_USER_COLUMNS,
-                   2, params);
-    if (!res) {
-        reply = identity_internal("update avatar");
-        goto cleanup;
-    }
-    if (PQntuples(res) != 1) {
-        reply = s_signed_out();
-        goto cleanup;
-    }
-    payload = store_user_event(res, 0, true);
-    if (events_emit(db, "user.updated", payload) != 0 || db_commit(db) != 0) {
-        reply = identity_internal("avatar change");
-        goto cleanup;
-    }
-    reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
-cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
-    json_decref(payload);
+    PGresult *res = db_query(db,
+                             "UPDATE users SET avatar_key = $2, updated_at = now() WHERE id = $1"
+                             " RETURNING " STORE_USER_COLUMNS,
+                             2, params);
+    json_t *reply =
+        s_finish(db, res ? s_emit_user_updated(db, res) : identity_internal("update avatar"));
+    if (!reply) reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
     PQclear(res);
     return reply;
 }

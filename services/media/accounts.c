@@ -1,5 +1,12 @@
 /*  accounts: what media does when identity's accounts change (events).
 
+    identity.user.created / updated also keep media's `users` projection
+    (schemas/media/002_users.sql): the base user objects render.c shows as
+    authors and the is_private the visibility rule reads, so a page of
+    posts does not ask identity for them. created inserts (an update, which
+    is always newer, wins: ON CONFLICT DO NOTHING); updated upserts the
+    whole row from the payload; deleted removes it.
+
     identity.user.updated {id, avatar_key, ...}: the avatar identity shows
     now. media keeps it in `avatars` so the file stays referenced (an
     avatar stored by images.store is only an upload until then). Events of
@@ -40,6 +47,56 @@ static bool s_user_id(const event_t *event, char out[21])
     return true;
 }
 
+//  The payload's text field, "" when absent (created carries no bio,
+//  website or avatar: a new account has none).
+static const char *s_field(const event_t *event, const char *name)
+{
+    const char *value = json_string_value(json_object_get(event->payload, name));
+    return value ? value : "";
+}
+
+//  Writes the projection row from the payload; `replace` overwrites an
+//  existing row (updated), otherwise an existing row is kept (created).
+//  0, or -1 on a database error.
+static int s_project_user(db_t *db, const event_t *event, const char *user, const char *avatar_key,
+                          bool replace)
+{
+    const char *username = s_field(event, "username");
+    if (!*username) {
+        log_warn("%s.%s without a username: projection left as it is", event->producer,
+                 event->topic);
+        return 0;
+    }
+    const char *params[] = {user,
+                            username,
+                            s_field(event, "display_name"),
+                            s_field(event, "bio"),
+                            s_field(event, "website"),
+                            avatar_key,
+                            json_is_true(json_object_get(event->payload, "is_private")) ? "t"
+                                                                                        : "f"};
+    long rows = db_exec(db,
+                        replace ? "INSERT INTO users (id, username, display_name, bio, website,"
+                                  " avatar_key, is_private) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                                  " ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username,"
+                                  " display_name = EXCLUDED.display_name, bio = EXCLUDED.bio,"
+                                  " website = EXCLUDED.website, avatar_key = EXCLUDED.avatar_key,"
+                                  " is_private = EXCLUDED.is_private"
+                                : "INSERT INTO users (id, username, display_name, bio, website,"
+                                  " avatar_key, is_private) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                                  " ON CONFLICT (id) DO NOTHING",
+                        7, params);
+    return rows < 0 ? -1 : 0;
+}
+
+int accounts_user_created(db_t *db, const event_t *event, void *state)
+{
+    (void)state;
+    char user[21];
+    if (!s_user_id(event, user)) return 0;
+    return s_project_user(db, event, user, NULL, false);
+}
+
 int accounts_user_updated(db_t *db, const event_t *event, void *state)
 {
     (void)state;
@@ -47,6 +104,7 @@ int accounts_user_updated(db_t *db, const event_t *event, void *state)
     if (!s_user_id(event, user)) return 0;
     const char *key = json_string_value(json_object_get(event->payload, "avatar_key"));
     if (key && !storage_key_valid(key)) key = NULL; // not ours: treat as none
+    if (s_project_user(db, event, user, key, true) != 0) return -1;
     const char *params[] = {user, key};
     PGresult *old =
         db_query(db, "SELECT key FROM avatars WHERE user_id = $1 FOR UPDATE", 1, params);
@@ -82,6 +140,7 @@ int accounts_user_deleted(db_t *db, const event_t *event, void *state)
     char user[21];
     if (!s_user_id(event, user)) return 0;
     const char *params[] = {user};
+    if (db_exec(db, "DELETE FROM users WHERE id = $1", 1, params) < 0) return -1;
     //  The user's likes and comments on other posts, counters first.
     if (db_exec(db,
                 "WITH gone AS (DELETE FROM likes WHERE user_id = $1 RETURNING post_id)"

@@ -55,20 +55,16 @@ json_t *comments_create(call_t *call)
     if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
     json_decref(fields);
 
-    visibility_t *vis = visibility_new(call);
     int64_t author = 0;
-    json_t *reply = posts_load_visible(call, vis, id, &author);
-    visibility_destroy(&vis);
+    json_t *reply = posts_check_visible(call, id, &author);
     if (reply) return reply;
 
     db_t *db = call->db;
-    json_t *candidates = text_mention_candidates(text);
-    json_t *mention_ids = NULL, *mention_names = NULL, *users = NULL, *payload = NULL;
-    json_t *replay = NULL;
-    char *ids_text = NULL, *names_text = NULL;
+    media_text_t parsed = {0};
+    json_t *users = NULL;
     PGresult *res = NULL;
-    if (text_resolve_mentions(call, candidates, &mention_ids, &mention_names, &reply) != 0)
-        goto cleanup;
+    reply = media_text_parse(call, text, false, &parsed);
+    if (reply) goto cleanup;
     users = render_users(call, &call->viewer_id, 1, &reply);
     if (!users) goto cleanup;
     char post_id[21], viewer[21], comment_id[21], author_text[21], scope[48];
@@ -80,29 +76,20 @@ json_t *comments_create(call_t *call)
         reply = media_signed_out();
         goto cleanup;
     }
-    ids_text = json_dumps(mention_ids, JSON_COMPACT);
-    names_text = json_dumps(mention_names, JSON_COMPACT);
-    const char *params[] = {
-        media_id_text(ids_next(), comment_id), post_id, viewer, text, ids_text, names_text};
+    const char *params[] = {media_id_text(ids_next(), comment_id),
+                            post_id,
+                            viewer,
+                            text,
+                            parsed.ids_text,
+                            parsed.names_text};
     if (db_begin(db) != 0) {
         reply = media_internal("begin");
         goto cleanup;
     }
-    if (idempotency_key) {
-        //  The scope names the post: the same key on another post is a
-        //  different request (409), not a replay.
-        snprintf(scope, sizeof scope, "comments.create:%s", post_id);
-        int claimed = idempotency_claim(db, call->viewer_id, idempotency_key, scope, &replay);
-        if (claimed < 0) {
-            reply = media_internal("idempotency claim");
-            goto cleanup;
-        }
-        if (claimed == 1) {
-            reply = replay;
-            replay = NULL;
-            goto cleanup;
-        }
-    }
+    //  The scope names the post: the same key on another post is a
+    //  different request (409), not a replay.
+    snprintf(scope, sizeof scope, "comments.create:%s", post_id);
+    if (media_idempotency_claim(call, idempotency_key, scope, &reply) != 0) goto cleanup;
     res = db_query(db,
                    "WITH c AS (INSERT INTO comments (id, post_id, author_id, text, mention_ids,"
                    " mention_names) VALUES ($1, $2, $3, $4,"
@@ -120,73 +107,52 @@ json_t *comments_create(call_t *call)
         reply = media_internal("count comment");
         goto cleanup;
     }
-    payload = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s}", "id", comment_id, "post_id", post_id,
-                        "post_author_id", author_text, "author_id", viewer, "text", text,
-                        "mentions", mention_ids, "created_at", PQgetvalue(res, 0, COL_CREATED_AT));
-    reply = reply_ok(201, s_comment(res, 0, me));
-    if (events_emit(db, "comment.created", payload) != 0 ||
-        (idempotency_key && idempotency_store(db, call->viewer_id, idempotency_key, reply) != 0) ||
-        db_commit(db) != 0) {
-        json_decref(reply);
-        reply = media_internal("create comment");
-    }
+    json_t *payload =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s}", "id", comment_id, "post_id", post_id,
+                  "post_author_id", author_text, "author_id", viewer, "text", text, "mentions",
+                  parsed.mention_ids, "created_at", PQgetvalue(res, 0, COL_CREATED_AT));
+    reply = media_finish_create(call, idempotency_key, "comment.created", payload,
+                                reply_ok(201, s_comment(res, 0, me)), "create comment");
 cleanup:
     if (db_in_transaction(db)) db_rollback(db);
     PQclear(res);
-    free(ids_text);
-    free(names_text);
-    json_decref(candidates);
-    json_decref(mention_ids);
-    json_decref(mention_names);
+    media_text_clear(&parsed);
     json_decref(users);
-    json_decref(payload);
-    json_decref(replay);
     return reply;
 }
 
 json_t *comments_list(call_t *call)
 {
-    json_t *fields = json_object();
-    int64_t id = 0, after = 0, ignored = 0;
+    int64_t id = 0, after = 0;
     int limit = 20;
-    bool valid_id = args_id(call->args, "id", true, &id, fields) == 1;
-    json_object_clear(fields);
-    args_limit(call->args, &limit, fields);
-    media_cursor_arg(call->args, &after, &ignored, fields);
-    if (!valid_id) {
-        json_decref(fields);
-        return media_not_found();
-    }
-    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
-    json_decref(fields);
+    if (!media_post_id_arg(call->args, &id)) return media_not_found();
+    json_t *reply = media_page_args(call->args, &limit, &after);
+    if (reply) return reply;
     visibility_t *vis = visibility_new(call);
     int64_t author = 0;
-    json_t *reply = posts_load_visible(call, vis, id, &author);
+    reply = posts_load_visible(call, vis, id, &author);
     if (reply) {
         visibility_destroy(&vis);
         return reply;
     }
-    char post_id[21], after_text[21], limit_text[12];
-    snprintf(after_text, sizeof after_text, "%lld", (long long)after);
-    snprintf(limit_text, sizeof limit_text, "%d", limit + 1);
-    const char *params[] = {media_id_text(id, post_id), after_text, limit_text};
-    PGresult *res = db_query(call->db,
-                             "SELECT " COMMENT_COLUMNS " FROM comments c WHERE c.post_id = $1"
-                             " AND c.id > $2::bigint ORDER BY c.id LIMIT $3::int",
-                             3, params);
+    char post_id[21];
+    const char *leading[] = {media_id_text(id, post_id)};
+    PGresult *res =
+        media_page_query(call->db,
+                         "SELECT " COMMENT_COLUMNS " FROM comments c WHERE c.post_id = $1"
+                         " AND c.id > $2::bigint ORDER BY c.id LIMIT $3::int",
+                         1, leading, after, limit);
     if (!res) {
         visibility_destroy(&vis);
         return media_internal("list comments");
     }
-    int rows = PQntuples(res);
-    bool more = rows > limit;
-    if (more) rows = limit;
+    bool more = false;
+    int64_t last = 0;
+    int rows = media_page_rows(res, limit, COL_ID, &more, &last);
     int64_t *authors = (int64_t *)zmalloc(sizeof(int64_t) * (size_t)(rows ? rows : 1));
     bool *blocked = (bool *)zmalloc(sizeof(bool) * (size_t)(rows ? rows : 1));
     for (int row = 0; row < rows; row++)
         ids_parse(PQgetvalue(res, row, COL_AUTHOR_ID), &authors[row]);
-    int64_t last = 0;
-    if (rows > 0) ids_parse(PQgetvalue(res, rows - 1, COL_ID), &last);
     json_t *failure = NULL;
     json_t *users = render_users(call, authors, (size_t)rows, &failure);
     if (!users) {
@@ -212,11 +178,8 @@ cleanup:
 json_t *comments_delete(call_t *call)
 {
     if (call->viewer_id <= 0) return media_signed_out();
-    json_t *fields = json_object();
     int64_t id = 0;
-    int rc = args_id(call->args, "id", true, &id, fields);
-    json_decref(fields);
-    if (rc != 1) return media_not_found();
+    if (!media_post_id_arg(call->args, &id)) return media_not_found(); // the comment's id
     char comment_id[21], viewer[21];
     const char *params[] = {media_id_text(id, comment_id), media_id_text(call->viewer_id, viewer)};
     PGresult *res = db_query(call->db,

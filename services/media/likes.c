@@ -30,24 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  Reads args.id (a post id). 1, or 0 when it cannot name a post.
-static int s_post_id(call_t *call, int64_t *id)
-{
-    json_t *fields = json_object();
-    int rc = args_id(call->args, "id", true, id, fields);
-    json_decref(fields);
-    return rc == 1;
-}
-
 static json_t *s_like(call_t *call, bool like)
 {
-    if (call->viewer_id <= 0) return media_signed_out();
-    int64_t id = 0;
-    if (!s_post_id(call, &id)) return media_not_found();
-    visibility_t *vis = visibility_new(call);
-    int64_t author = 0;
-    json_t *reply = posts_load_visible(call, vis, id, &author);
-    visibility_destroy(&vis);
+    int64_t id = 0, author = 0;
+    json_t *reply = posts_visible_arg(call, &id, &author);
     if (reply) return reply;
 
     db_t *db = call->db;
@@ -155,42 +141,28 @@ static int s_post_counts(call_t *call, json_t *users)
 
 json_t *likes_list(call_t *call)
 {
-    json_t *fields = json_object();
-    int64_t id = 0, before = INT64_MAX, ignored = 0;
+    int64_t id = 0, before = INT64_MAX;
     int limit = 20;
-    bool valid_id = args_id(call->args, "id", true, &id, fields) == 1;
-    json_object_clear(fields);
-    args_limit(call->args, &limit, fields);
-    media_cursor_arg(call->args, &before, &ignored, fields);
-    if (!valid_id) {
-        json_decref(fields);
-        return media_not_found();
-    }
-    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
-    json_decref(fields);
-    visibility_t *vis = visibility_new(call);
+    if (!media_post_id_arg(call->args, &id)) return media_not_found();
+    json_t *reply = media_page_args(call->args, &limit, &before);
+    if (reply) return reply;
     int64_t author = 0;
-    json_t *reply = posts_load_visible(call, vis, id, &author);
-    visibility_destroy(&vis);
+    reply = posts_check_visible(call, id, &author);
     if (reply) return reply;
 
-    char post_id[21], before_text[21], limit_text[12];
-    snprintf(before_text, sizeof before_text, "%lld", (long long)before);
-    snprintf(limit_text, sizeof limit_text, "%d", limit + 1);
-    const char *params[] = {media_id_text(id, post_id), before_text, limit_text};
-    PGresult *res = db_query(call->db,
-                             "SELECT user_id, id FROM likes WHERE post_id = $1 AND id < $2::bigint"
-                             " ORDER BY id DESC LIMIT $3::int",
-                             3, params);
+    char post_id[21];
+    const char *leading[] = {media_id_text(id, post_id)};
+    PGresult *res = media_page_query(call->db,
+                                     "SELECT user_id, id FROM likes WHERE post_id = $1"
+                                     " AND id < $2::bigint ORDER BY id DESC LIMIT $3::int",
+                                     1, leading, before, limit);
     if (!res) return media_internal("list likes");
-    int rows = PQntuples(res);
-    bool more = rows > limit;
-    if (more) rows = limit;
+    bool more = false;
+    int64_t last = 0;
+    int rows = media_page_rows(res, limit, 1, &more, &last);
     int64_t *user_ids = (int64_t *)zmalloc(sizeof(int64_t) * (size_t)(rows ? rows : 1));
     for (int row = 0; row < rows; row++)
         ids_parse(PQgetvalue(res, row, 0), &user_ids[row]);
-    int64_t last = 0;
-    if (rows > 0) ids_parse(PQgetvalue(res, rows - 1, 1), &last);
     json_t *failure = NULL;
     json_t *by_id = render_users(call, user_ids, (size_t)rows, &failure);
     json_t *items = NULL;

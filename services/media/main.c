@@ -32,6 +32,8 @@ static pthread_t s_janitor;
 static bool s_janitor_running;
 static atomic_bool s_stopping;
 
+json_t *media_seed(call_t *call); // seed.c: benchmarks only (MEDIA_SEED_ENABLED=1)
+
 static const service_method_t s_methods[] = {
     {"images.upload", images_upload},
     {"images.store", images_store},
@@ -53,16 +55,19 @@ static const service_method_t s_methods[] = {
     {"saves.create", saves_create},
     {"saves.delete", saves_delete},
     {"saves.list", saves_list},
+    {"media.seed", media_seed},
     {NULL, NULL},
 };
 
 static const events_route_t s_consumes[] = {
+    {"identity.user.created", accounts_user_created},
     {"identity.user.updated", accounts_user_updated},
     {"identity.user.deleted", accounts_user_deleted},
     {NULL, NULL},
 };
 
-static const char *const s_config_names[] = {"MEDIA_DIR", "MEDIA_KEY_SECRET", NULL};
+static const char *const s_config_names[] = {"MEDIA_DIR", "MEDIA_KEY_SECRET", "MEDIA_SEED_ENABLED",
+                                             NULL};
 
 static const char s_usage[] =
     "Posts, images, likes, comments and saves (services/media/README.md).\n"

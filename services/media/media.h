@@ -60,6 +60,7 @@ json_t *saves_delete(call_t *call);
 json_t *saves_list(call_t *call);
 
 //  ---- event handlers (accounts.c) -------------------------------------------
+int accounts_user_created(db_t *db, const event_t *event, void *state);
 int accounts_user_updated(db_t *db, const event_t *event, void *state);
 int accounts_user_deleted(db_t *db, const event_t *event, void *state);
 
@@ -125,10 +126,15 @@ enum {
     POST_COLUMNS
 };
 
-//  Calls identity users.batch for ids (duplicates and zeros ignored) and
-//  returns an object "<id>" -> base user (new reference), or NULL with
+//  Base users for ids (duplicates and zeros ignored): from media's users
+//  projection, and identity users.batch for the ids it does not hold.
+//  Returns an object "<id>" -> base user (new reference), or NULL with
 //  *failure set to the reply to answer (503 when identity is down).
 json_t *render_users(call_t *call, const int64_t *ids, size_t count, json_t **failure);
+//  The same; projection false asks identity for every id (decisions that
+//  must not lag an account's change, such as is_private for visibility).
+json_t *render_users_from(call_t *call, const int64_t *ids, size_t count, bool projection,
+                          json_t **failure);
 //  {id, username, avatar_url} of a base user (new reference).
 json_t *render_author(const json_t *user);
 //  Post objects for rows [0, rows) of res (POST_SELECT columns), in row
@@ -184,5 +190,52 @@ const char *media_id_text(int64_t id, char buf[21]);
 json_t *media_page(json_t *items_stolen, bool more, int64_t key1, int64_t key2);
 //  Reads args.cursor: 1 and the keys when present, 0 absent, -1 invalid.
 int media_cursor_arg(const json_t *args, int64_t *key1, int64_t *key2, json_t *fields);
+//  What a caption or a comment says besides its words: its hashtags (new
+//  JSON arrays; NULL when not asked for) and the mentions of existing
+//  users (ids and names), each also as the JSON text bound to SQL.
+typedef struct {
+    json_t *hashtags;
+    json_t *mention_ids;
+    json_t *mention_names;
+    char *hashtags_text;
+    char *ids_text;
+    char *names_text;
+} media_text_t;
+//  Fills *parsed from text (hashtags too when asked). NULL, or the reply
+//  when the mentions could not be resolved (*parsed then empty).
+json_t *media_text_parse(call_t *call, const char *text, bool hashtags, media_text_t *parsed);
+//  Frees what media_text_parse made; safe on an empty one.
+void media_text_clear(media_text_t *parsed);
+//  Whether args.id is an id (a post's or a comment's); *id set when it is.
+//  Handlers answer 404 when not: a path segment that is no id names nothing.
+bool media_post_id_arg(const json_t *args, int64_t *id);
+//  The prologue of an action of the signed-in viewer on the post args.id:
+//  NULL with *post_id and *author_out set, or the reply (401 signed out,
+//  404 not an id, no such post or not visible to the viewer).
+json_t *posts_visible_arg(call_t *call, int64_t *post_id, int64_t *author_out);
+//  posts_load_visible with a visibility context of its own.
+json_t *posts_check_visible(call_t *call, int64_t post_id, int64_t *author_out);
+//  Reads args.limit into *limit and the first key of args.cursor into
+//  *cursor_key (both keep the caller's default when absent). NULL, or the
+//  400 reply naming the bad fields.
+json_t *media_page_args(const json_t *args, int *limit, int64_t *cursor_key);
+//  Runs a page query: the n (0..2) leading params, then $n+1 the cursor key
+//  and $n+2 limit + 1 (the extra row says whether there is a next page).
+PGresult *media_page_query(db_t *db, const char *sql, int n, const char *const *leading,
+                           int64_t cursor_key, int limit);
+//  The rows of such a page to render (at most limit); *more whether there
+//  is a next page, *last the id in key_column of the last row shown (0
+//  when none), for media_page.
+int media_page_rows(const PGresult *res, int limit, int key_column, bool *more, int64_t *last);
+//  Inside a create's transaction: claims idempotency_key (NULL: none was
+//  sent) under scope. 0 go on; 1 with *reply the first request's reply (a
+//  replay: roll back and answer it); -1 with *reply the 500.
+int media_idempotency_claim(call_t *call, const char *idempotency_key, const char *scope,
+                            json_t **reply);
+//  The end of a create: emits topic with payload (taken), stores reply
+//  under the idempotency key when one was sent, commits. Returns reply, or
+//  (reply freed) the 500 naming what.
+json_t *media_finish_create(call_t *call, const char *idempotency_key, const char *topic,
+                            json_t *payload, json_t *reply, const char *what);
 
 #endif

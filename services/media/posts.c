@@ -86,6 +86,88 @@ int media_cursor_arg(const json_t *args, int64_t *key1, int64_t *key2, json_t *f
     return 1;
 }
 
+bool media_post_id_arg(const json_t *args, int64_t *id)
+{
+    json_t *fields = json_object();
+    int rc = args_id(args, "id", true, id, fields);
+    json_decref(fields);
+    return rc == 1;
+}
+
+json_t *media_page_args(const json_t *args, int *limit, int64_t *cursor_key)
+{
+    json_t *fields = json_object();
+    int64_t ignored = 0;
+    args_limit(args, limit, fields);
+    media_cursor_arg(args, cursor_key, &ignored, fields);
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    json_decref(fields);
+    return NULL;
+}
+
+PGresult *media_page_query(db_t *db, const char *sql, int n, const char *const *leading,
+                           int64_t cursor_key, int limit)
+{
+    assert(n >= 0 && n <= 2);
+    char cursor_text[21], limit_text[12];
+    snprintf(cursor_text, sizeof cursor_text, "%lld", (long long)cursor_key);
+    snprintf(limit_text, sizeof limit_text, "%d", limit + 1);
+    const char *params[4];
+    for (int i = 0; i < n; i++)
+        params[i] = leading[i];
+    params[n] = cursor_text;
+    params[n + 1] = limit_text;
+    return db_query(db, sql, n + 2, params);
+}
+
+int media_page_rows(const PGresult *res, int limit, int key_column, bool *more, int64_t *last)
+{
+    int rows = PQntuples(res);
+    *more = rows > limit;
+    if (*more) rows = limit;
+    *last = 0;
+    if (rows > 0) ids_parse(PQgetvalue(res, rows - 1, key_column), last);
+    return rows;
+}
+
+int media_idempotency_claim(call_t *call, const char *idempotency_key, const char *scope,
+                            json_t **reply)
+{
+    if (!idempotency_key) return 0;
+    int claimed = idempotency_claim(call->db, call->viewer_id, idempotency_key, scope, reply);
+    if (claimed < 0) *reply = media_internal("idempotency claim");
+    return claimed;
+}
+
+json_t *media_finish_create(call_t *call, const char *idempotency_key, const char *topic,
+                            json_t *payload, json_t *reply, const char *what)
+{
+    db_t *db = call->db;
+    if (events_emit(db, topic, payload) != 0 ||
+        (idempotency_key && idempotency_store(db, call->viewer_id, idempotency_key, reply) != 0) ||
+        db_commit(db) != 0) {
+        json_decref(reply);
+        reply = media_internal(what);
+    }
+    json_decref(payload);
+    return reply;
+}
+
+json_t *posts_check_visible(call_t *call, int64_t post_id, int64_t *author_out)
+{
+    visibility_t *vis = visibility_new(call);
+    json_t *reply = posts_load_visible(call, vis, post_id, author_out);
+    visibility_destroy(&vis);
+    return reply;
+}
+
+json_t *posts_visible_arg(call_t *call, int64_t *post_id, int64_t *author_out)
+{
+    if (call->viewer_id <= 0) return media_signed_out();
+    if (!media_post_id_arg(call->args, post_id)) return media_not_found();
+    return posts_check_visible(call, *post_id, author_out);
+}
+
 json_t *posts_load_visible(call_t *call, visibility_t *vis, int64_t post_id, int64_t *author_out)
 {
     char id[21];
@@ -154,26 +236,41 @@ static json_t *s_read_post(call_t *call, int64_t post_id, json_t **post_out)
     return NULL;
 }
 
-//  Parses caption into hashtags and existing mentions (JSON arrays, new).
-static json_t *s_parse_caption(call_t *call, const char *caption, json_t **hashtags,
-                               json_t **mention_ids, json_t **mention_names)
-{
-    *hashtags = text_hashtags(caption);
-    json_t *candidates = text_mention_candidates(caption);
-    json_t *failure = NULL;
-    int rc = text_resolve_mentions(call, candidates, mention_ids, mention_names, &failure);
-    json_decref(candidates);
-    if (rc != 0) {
-        json_decref(*hashtags);
-        *hashtags = NULL;
-        return failure;
-    }
-    return NULL;
-}
-
 static char *s_dump(const json_t *value)
 {
     return json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+json_t *media_text_parse(call_t *call, const char *text, bool hashtags, media_text_t *parsed)
+{
+    *parsed = (media_text_t){0};
+    json_t *candidates = text_mention_candidates(text);
+    json_t *failure = NULL;
+    int rc = text_resolve_mentions(call, candidates, &parsed->mention_ids, &parsed->mention_names,
+                                   &failure);
+    json_decref(candidates);
+    if (rc != 0) {
+        media_text_clear(parsed);
+        return failure;
+    }
+    if (hashtags) {
+        parsed->hashtags = text_hashtags(text);
+        parsed->hashtags_text = s_dump(parsed->hashtags);
+    }
+    parsed->ids_text = s_dump(parsed->mention_ids);
+    parsed->names_text = s_dump(parsed->mention_names);
+    return NULL;
+}
+
+void media_text_clear(media_text_t *parsed)
+{
+    json_decref(parsed->hashtags);
+    json_decref(parsed->mention_ids);
+    json_decref(parsed->mention_names);
+    free(parsed->hashtags_text);
+    free(parsed->ids_text);
+    free(parsed->names_text);
+    *parsed = (media_text_t){0};
 }
 
 //  ---------------------------------------------------------------------
@@ -262,11 +359,10 @@ json_t *posts_create(call_t *call)
     json_decref(fields);
 
     db_t *db = call->db;
-    json_t *reply = NULL, *hashtags = NULL, *mention_ids = NULL, *mention_names = NULL;
-    json_t *users = NULL, *payload = NULL, *replay = NULL;
-    char *hashtags_text = NULL, *ids_text = NULL, *names_text = NULL;
+    media_text_t parsed = {0};
+    json_t *users = NULL;
     PGresult *res = NULL;
-    reply = s_parse_caption(call, caption, &hashtags, &mention_ids, &mention_names);
+    json_t *reply = media_text_parse(call, caption, true, &parsed);
     if (reply) goto cleanup;
     users = render_users(call, &call->viewer_id, 1, &reply);
     if (!users) goto cleanup;
@@ -278,31 +374,20 @@ json_t *posts_create(call_t *call)
         goto cleanup;
     }
     media_id_text(ids_next(), post_id);
-    hashtags_text = s_dump(hashtags);
-    ids_text = s_dump(mention_ids);
-    names_text = s_dump(mention_names);
 
     if (db_begin(db) != 0) {
         reply = media_internal("begin");
         goto cleanup;
     }
-    if (idempotency_key) {
-        int claimed =
-            idempotency_claim(db, call->viewer_id, idempotency_key, "posts.create", &replay);
-        if (claimed < 0) {
-            reply = media_internal("idempotency claim");
-            goto cleanup;
-        }
-        if (claimed == 1) {
-            db_rollback(db);
-            s_drop_uploads(call, images, count);
-            reply = replay;
-            replay = NULL;
-            goto cleanup;
-        }
+    int claimed = media_idempotency_claim(call, idempotency_key, "posts.create", &reply);
+    if (claimed == 1) {
+        db_rollback(db);
+        s_drop_uploads(call, images, count);
     }
+    if (claimed != 0) goto cleanup;
     //  The post, then its images, each consuming one of the viewer's uploads.
-    const char *post_params[] = {post_id, viewer, caption, hashtags_text, ids_text, names_text};
+    const char *post_params[] = {post_id,         viewer,           caption, parsed.hashtags_text,
+                                 parsed.ids_text, parsed.names_text};
     if (db_exec(db,
                 "INSERT INTO posts (id, author_id, caption, hashtags, mention_ids,"
                 " mention_names) VALUES ($1, $2, $3,"
@@ -350,29 +435,17 @@ json_t *posts_create(call_t *call)
         reply = media_internal("read new post");
         goto cleanup;
     }
-    payload = json_pack("{s:s, s:s, s:s, s:O, s:O, s:s}", "id", post_id, "author_id", viewer,
-                        "caption", caption, "hashtags", hashtags, "mentions", mention_ids,
-                        "created_at", PQgetvalue(res, 0, POST_COL_CREATED_AT));
-    reply = reply_ok(201, render_post(res, 0, author));
-    if (events_emit(db, "post.created", payload) != 0 ||
-        (idempotency_key && idempotency_store(db, call->viewer_id, idempotency_key, reply) != 0) ||
-        db_commit(db) != 0) {
-        json_decref(reply);
-        reply = media_internal("create post");
-        goto cleanup;
-    }
+    json_t *payload =
+        json_pack("{s:s, s:s, s:s, s:O, s:O, s:s}", "id", post_id, "author_id", viewer, "caption",
+                  caption, "hashtags", parsed.hashtags, "mentions", parsed.mention_ids,
+                  "created_at", PQgetvalue(res, 0, POST_COL_CREATED_AT));
+    reply = media_finish_create(call, idempotency_key, "post.created", payload,
+                                reply_ok(201, render_post(res, 0, author)), "create post");
 cleanup:
     if (db_in_transaction(db)) db_rollback(db);
     PQclear(res);
-    free(hashtags_text);
-    free(ids_text);
-    free(names_text);
-    json_decref(hashtags);
-    json_decref(mention_ids);
-    json_decref(mention_names);
+    media_text_clear(&parsed);
     json_decref(users);
-    json_decref(payload);
-    json_decref(replay);
     return reply;
 }
 
@@ -381,28 +454,20 @@ cleanup:
 
 json_t *posts_get(call_t *call)
 {
-    json_t *fields = json_object();
     int64_t id = 0;
-    args_id(call->args, "id", true, &id, fields);
-    if (json_object_size(fields) > 0) {
-        //  A path segment that is not an id cannot name a post.
-        json_decref(fields);
-        return media_not_found();
-    }
-    json_decref(fields);
+    if (!media_post_id_arg(call->args, &id)) return media_not_found();
     json_t *post = NULL;
     json_t *reply = s_read_post(call, id, &post);
     return reply ? reply : reply_ok(200, post);
 }
 
-//  Loads post id for a change by its author: NULL when the viewer is the
-//  author, else the reply (404 unknown or invisible, 403 someone else's).
-static json_t *s_load_own(call_t *call, int64_t id)
+//  The post args.id for a change by its author: NULL with *id set when the
+//  viewer is the author, else the reply (401 signed out, 404 unknown or
+//  invisible, 403 someone else's).
+static json_t *s_own_post_arg(call_t *call, int64_t *id)
 {
-    visibility_t *vis = visibility_new(call);
     int64_t author = 0;
-    json_t *reply = posts_load_visible(call, vis, id, &author);
-    visibility_destroy(&vis);
+    json_t *reply = posts_visible_arg(call, id, &author);
     if (reply) return reply;
     if (author != call->viewer_id)
         return reply_error(403, ERR_FORBIDDEN, "only the author may change this post");
@@ -411,18 +476,10 @@ static json_t *s_load_own(call_t *call, int64_t id)
 
 json_t *posts_update(call_t *call)
 {
-    if (call->viewer_id <= 0) return media_signed_out();
-    json_t *fields = json_object();
     int64_t id = 0;
-    if (args_id(call->args, "id", true, &id, fields) != 1) {
-        json_decref(fields);
-        return media_not_found();
-    }
-    json_t *reply = s_load_own(call, id);
-    if (reply) {
-        json_decref(fields);
-        return reply;
-    }
+    json_t *reply = s_own_post_arg(call, &id);
+    if (reply) return reply;
+    json_t *fields = json_object();
     const char *caption = NULL;
     int present = args_string(call->args, "caption", false, 0, MEDIA_CAPTION_MAX, &caption, fields);
     if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
@@ -434,20 +491,17 @@ json_t *posts_update(call_t *call)
     }
 
     db_t *db = call->db;
-    json_t *hashtags = NULL, *mention_ids = NULL, *mention_names = NULL, *payload = NULL;
-    char *hashtags_text = NULL, *ids_text = NULL, *names_text = NULL;
-    reply = s_parse_caption(call, caption, &hashtags, &mention_ids, &mention_names);
+    media_text_t parsed = {0};
+    json_t *payload = NULL;
+    reply = media_text_parse(call, caption, true, &parsed);
     if (reply) goto cleanup;
-    hashtags_text = s_dump(hashtags);
-    ids_text = s_dump(mention_ids);
-    names_text = s_dump(mention_names);
     char post_id[21], viewer[21];
     const char *params[] = {media_id_text(id, post_id),
                             media_id_text(call->viewer_id, viewer),
                             caption,
-                            hashtags_text,
-                            ids_text,
-                            names_text};
+                            parsed.hashtags_text,
+                            parsed.ids_text,
+                            parsed.names_text};
     if (db_begin(db) != 0) {
         reply = media_internal("begin");
         goto cleanup;
@@ -469,7 +523,7 @@ json_t *posts_update(call_t *call)
         goto cleanup;
     }
     payload = json_pack("{s:s, s:s, s:s, s:O, s:O}", "id", post_id, "author_id", viewer, "caption",
-                        caption, "hashtags", hashtags, "mentions", mention_ids);
+                        caption, "hashtags", parsed.hashtags, "mentions", parsed.mention_ids);
     if (events_emit(db, "post.updated", payload) != 0 || db_commit(db) != 0) {
         reply = media_internal("update post");
         goto cleanup;
@@ -478,25 +532,15 @@ json_t *posts_update(call_t *call)
     if (!reply) reply = reply_ok(200, post);
 cleanup:
     if (db_in_transaction(db)) db_rollback(db);
-    free(hashtags_text);
-    free(ids_text);
-    free(names_text);
-    json_decref(hashtags);
-    json_decref(mention_ids);
-    json_decref(mention_names);
+    media_text_clear(&parsed);
     json_decref(payload);
     return reply;
 }
 
 json_t *posts_delete(call_t *call)
 {
-    if (call->viewer_id <= 0) return media_signed_out();
-    json_t *fields = json_object();
     int64_t id = 0;
-    int rc = args_id(call->args, "id", true, &id, fields);
-    json_decref(fields);
-    if (rc != 1) return media_not_found();
-    json_t *reply = s_load_own(call, id);
+    json_t *reply = s_own_post_arg(call, &id);
     if (reply) return reply;
 
     db_t *db = call->db;
@@ -591,28 +635,23 @@ json_t *posts_by_user(call_t *call)
     } else if (seen == VISIBILITY_PRIVATE) {
         reply = reply_error(403, ERR_FORBIDDEN, "this account is private");
     } else {
-        char viewer[21], before_text[21], limit_text[12];
-        snprintf(before_text, sizeof before_text, "%lld", (long long)before);
-        snprintf(limit_text, sizeof limit_text, "%d", limit + 1);
-        const char *params[] = {media_id_text(call->viewer_id, viewer),
-                                json_string_value(json_object_get(user, "id")), before_text,
-                                limit_text};
-        PGresult *res = db_query(call->db,
-                                 POST_SELECT " FROM posts p WHERE p.author_id = $2::bigint"
-                                             " AND p.id < $3::bigint ORDER BY p.id DESC"
-                                             " LIMIT $4::int",
-                                 4, params);
+        char viewer[21];
+        const char *leading[] = {media_id_text(call->viewer_id, viewer),
+                                 json_string_value(json_object_get(user, "id"))};
+        PGresult *res = media_page_query(call->db,
+                                         POST_SELECT " FROM posts p WHERE p.author_id = $2::bigint"
+                                                     " AND p.id < $3::bigint ORDER BY p.id DESC"
+                                                     " LIMIT $4::int",
+                                         2, leading, before, limit);
         if (!res) {
             reply = media_internal("list posts");
         } else {
-            int rows = PQntuples(res);
-            bool more = rows > limit;
-            if (more) rows = limit;
+            bool more = false;
+            int64_t last = 0;
+            int rows = media_page_rows(res, limit, POST_COL_ID, &more, &last);
             json_t *items = json_array();
             for (int row = 0; row < rows; row++)
                 json_array_append_new(items, render_post(res, row, user));
-            int64_t last = 0;
-            if (rows > 0) ids_parse(PQgetvalue(res, rows - 1, POST_COL_ID), &last);
             reply = media_page(items, more, last, 0);
             PQclear(res);
         }

@@ -2,10 +2,11 @@
 
     A page of posts costs one SQL query (POST_SELECT gives counts,
     liked_by_me and saved_by_me through EXISTS on the primary keys, and the
-    images as one json_agg), one identity users.batch for the authors, and
-    at most one graph call for visibility: never a call or a query per
-    post. Arrays come out of Postgres as JSON text (array_to_json), which
-    jansson parses; no hand-written array literal parsing.
+    images as one json_agg), one query of media's own users projection for
+    the authors (identity's users.batch only for authors the projection
+    does not hold yet: accounts.c), and at most one graph call for
+    visibility: never a call or a query per post. Arrays come out of Postgres as JSON text
+   (array_to_json), which jansson parses; no hand-written array literal parsing.
 
     Image URLs are relative, "/media/<key>": the gateway that served the
     post serves the bytes too, whatever host name the client used.
@@ -27,7 +28,78 @@ json_t *render_media_url(const char *key)
     return json_string(url);
 }
 
+//  The base user object of a projection row (id, username, display_name,
+//  bio, website, avatar_key, is_private), field for field what identity's
+//  users.batch answers (store_user_json, USER_PUBLIC).
+static json_t *s_projected_user(const PGresult *res, int row)
+{
+    json_t *user = json_object();
+    json_object_set_new(user, "id", json_string(PQgetvalue(res, row, 0)));
+    json_object_set_new(user, "username", json_string(PQgetvalue(res, row, 1)));
+    json_object_set_new(user, "display_name", json_string(PQgetvalue(res, row, 2)));
+    json_object_set_new(user, "bio", json_string(PQgetvalue(res, row, 3)));
+    json_object_set_new(user, "website", json_string(PQgetvalue(res, row, 4)));
+    json_object_set_new(user, "avatar_url",
+                        PQgetisnull(res, row, 5) ? json_null()
+                                                 : render_media_url(PQgetvalue(res, row, 5)));
+    json_object_set_new(user, "is_private", json_boolean(streq(PQgetvalue(res, row, 6), "t")));
+    json_object_set_new(user, "followers_count", json_integer(0));
+    json_object_set_new(user, "following_count", json_integer(0));
+    json_object_set_new(user, "posts_count", json_integer(0));
+    return user;
+}
+
+//  "{1,2,3}" from an array of id strings (digits only: media_id_text made
+//  them). Caller frees.
+static char *s_pg_id_array(const json_t *ids)
+{
+    size_t n = json_array_size(ids);
+    char *text = (char *)zmalloc(n * 21 + 3);
+    char *at = text;
+    *at++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        const char *id = json_string_value(json_array_get(ids, i));
+        size_t length = strlen(id);
+        if (i > 0) *at++ = ',';
+        memcpy(at, id, length);
+        at += length;
+    }
+    *at++ = '}';
+    *at = '\0';
+    return text;
+}
+
+//  Moves the users of `wanted` found in the projection into `users` and out
+//  of `wanted`. A database error leaves everything to identity.
+static void s_users_from_projection(call_t *call, json_t *wanted, json_t *users)
+{
+    char *array = s_pg_id_array(wanted);
+    const char *params[] = {array};
+    PGresult *res = db_query(call->db,
+                             "SELECT id, username, display_name, bio, website, avatar_key,"
+                             " is_private FROM users WHERE id = ANY($1::bigint[])",
+                             1, params);
+    free(array);
+    if (!res) return;
+    for (int row = 0; row < PQntuples(res); row++)
+        json_object_set_new(users, PQgetvalue(res, row, 0), s_projected_user(res, row));
+    PQclear(res);
+    size_t index = 0;
+    while (index < json_array_size(wanted)) {
+        if (json_object_get(users, json_string_value(json_array_get(wanted, index))))
+            json_array_remove(wanted, index);
+        else
+            index++;
+    }
+}
+
 json_t *render_users(call_t *call, const int64_t *ids, size_t count, json_t **failure)
+{
+    return render_users_from(call, ids, count, true, failure);
+}
+
+json_t *render_users_from(call_t *call, const int64_t *ids, size_t count, bool projection,
+                          json_t **failure)
 {
     *failure = NULL;
     json_t *wanted = json_array();
@@ -42,6 +114,7 @@ json_t *render_users(call_t *call, const int64_t *ids, size_t count, json_t **fa
     }
     zhashx_destroy(&seen);
     json_t *users = json_object();
+    if (projection && json_array_size(wanted) > 0) s_users_from_projection(call, wanted, users);
     if (json_array_size(wanted) == 0) {
         json_decref(wanted);
         return users;

@@ -23,16 +23,8 @@
 
 static json_t *s_save(call_t *call, bool save)
 {
-    if (call->viewer_id <= 0) return media_signed_out();
-    json_t *fields = json_object();
-    int64_t id = 0;
-    int rc = args_id(call->args, "id", true, &id, fields);
-    json_decref(fields);
-    if (rc != 1) return media_not_found();
-    visibility_t *vis = visibility_new(call);
-    int64_t author = 0;
-    json_t *reply = posts_load_visible(call, vis, id, &author);
-    visibility_destroy(&vis);
+    int64_t id = 0, author = 0;
+    json_t *reply = posts_visible_arg(call, &id, &author);
     if (reply) return reply;
     char post_id[21], viewer[21], save_id[21];
     const char *params[] = {media_id_text(call->viewer_id, viewer), media_id_text(id, post_id),
@@ -63,29 +55,24 @@ json_t *saves_delete(call_t *call)
 json_t *saves_list(call_t *call)
 {
     if (call->viewer_id <= 0) return media_signed_out();
-    json_t *fields = json_object();
-    int64_t before = INT64_MAX, ignored = 0;
+    int64_t before = INT64_MAX;
     int limit = 20;
-    args_limit(call->args, &limit, fields);
-    media_cursor_arg(call->args, &before, &ignored, fields);
-    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
-    json_decref(fields);
-    char viewer[21], before_text[21], limit_text[12];
-    snprintf(before_text, sizeof before_text, "%lld", (long long)before);
-    snprintf(limit_text, sizeof limit_text, "%d", limit + 1);
-    const char *params[] = {media_id_text(call->viewer_id, viewer), before_text, limit_text};
+    json_t *reply = media_page_args(call->args, &limit, &before);
+    if (reply) return reply;
+    char viewer[21];
+    const char *leading[] = {media_id_text(call->viewer_id, viewer)};
     //  The save id rides along as the last column, after POST_SELECT's.
-    PGresult *res = db_query(call->db,
-                             POST_SELECT ", sv.id FROM saves sv JOIN posts p ON p.id = sv.post_id"
-                                         " WHERE sv.user_id = $1::bigint AND sv.id < $2::bigint"
-                                         " ORDER BY sv.id DESC LIMIT $3::int",
-                             3, params);
+    PGresult *res =
+        media_page_query(call->db,
+                         POST_SELECT ", sv.id FROM saves sv JOIN posts p"
+                                     " ON p.id = sv.post_id WHERE sv.user_id = $1::bigint"
+                                     " AND sv.id < $2::bigint"
+                                     " ORDER BY sv.id DESC LIMIT $3::int",
+                         1, leading, before, limit);
     if (!res) return media_internal("list saves");
-    int rows = PQntuples(res);
-    bool more = rows > limit;
-    if (more) rows = limit;
+    bool more = false;
     int64_t last = 0;
-    if (rows > 0) ids_parse(PQgetvalue(res, rows - 1, POST_COLUMNS), &last);
+    int rows = media_page_rows(res, limit, POST_COLUMNS, &more, &last);
     json_t *failure = NULL;
     json_t *items = render_posts(call, NULL, res, rows, &failure);
     PQclear(res);

@@ -131,7 +131,10 @@ static int s_need_private(visibility_t *self, const int64_t *ids, size_t count, 
         if (s_entry(self, ids[i])->is_private == VIS_UNKNOWN) missing[n++] = ids[i];
     int rc = 0;
     if (n > 0) {
-        json_t *users = render_users(self->call, missing, n, failure);
+        //  From identity itself, not the projection: a switch to private
+        //  must hide the posts from the very next request, not once the
+        //  event has arrived.
+        json_t *users = render_users_from(self->call, missing, n, false, failure);
         if (!users) {
             rc = -1;
         } else {

@@ -13,7 +13,8 @@
     one).
 
     One SQL statement reads a page of conversations with everything the
-    object needs (participants, last message, my unread count); one
+    object needs (participants, last message, my unread count, both
+    skipping messages hidden from me: see messages.c on blocks); one
     identity call and one media call hydrate the whole page.
 */
 #include "messaging.h"
@@ -36,12 +37,14 @@
                         " (SELECT string_agg(q.user_id::text, ',' ORDER BY q.user_id)"             \
                         "    FROM participants q WHERE q.conversation_id = c.id),"                 \
                         " (SELECT count(*) FROM messages u WHERE u.conversation_id = c.id"         \
-                        "    AND u.id > p.last_read_id AND u.sender_id <> "                        \
-                        "p.user_id), " MESSAGE_COLUMNS(                                            \
+                        "    AND u.id > p.last_read_id AND u.sender_id <> p.user_id"               \
+                        "    AND NOT (p.user_id = ANY (u.hidden_from))), " MESSAGE_COLUMNS(        \
                             "m") " FROM participants p JOIN conversations c ON c.id = "            \
                                  "p.conversation_id"                                               \
                                  " LEFT JOIN LATERAL (SELECT * FROM messages l"                    \
-                                 "   WHERE l.conversation_id = c.id ORDER BY l.id DESC LIMIT 1) m" \
+                                 "   WHERE l.conversation_id = c.id"                               \
+                                 "   AND NOT (p.user_id = ANY (l.hidden_from))"                    \
+                                 "   ORDER BY l.id DESC LIMIT 1) m"                                \
                                  " ON true"
 
 enum {

@@ -26,8 +26,18 @@
     null, never leaked. Sending or sharing a post needs the sender to see it
     (404 otherwise).
 
-    Blocks: in a 1:1, a block either way makes the conversation look gone to
-    a send (404), like everything else blocked users do to each other.
+    Blocks (graph relations.batch, either way, checked at send time). In a
+    1:1, a block makes the conversation look gone to a send from either
+    side (404), like everything else blocked users do to each other. A
+    group keeps working for everyone else: the send succeeds (201, the
+    sender is not told who blocked them, as a profile would not tell
+    either), and the message is hidden for good from each member blocked
+    either way with its sender: messages.hidden_from lists them, they are
+    left out of message.created's recipient_ids (so no notification, no
+    live frame, no unread count), their conversation does not move up their
+    list, and every read (the messages, last_message, unread_count, read
+    receipts) skips it for them. As in a 1:1, what was sent before the
+    block stays, and unblocking does not deliver what was sent meanwhile.
 */
 #include "messaging.h"
 #include "args.h"
@@ -148,12 +158,19 @@ json_t *messages_list(call_t *call)
     messaging_id_text(id, conversation);
     snprintf(before_text, sizeof before_text, "%lld", (long long)before);
     snprintf(limit_text, sizeof limit_text, "%d", limit + 1);
-    const char *params[] = {conversation, before_text, limit_text};
+    char viewer[21];
+    messaging_id_text(call->viewer_id, viewer);
+    const char *params[] = {conversation, before_text, limit_text, viewer};
+    //  A message hidden from the viewer (a group member blocked either way
+    //  with its sender) is not theirs to see; filtering in SQL keeps pages
+    //  full and cursors exact.
     PGresult *res = db_query(call->db,
                              "SELECT " MESSAGE_COLUMNS("m") " FROM messages m"
                                                             " WHERE m.conversation_id = $1 AND "
-                                                            "m.id < $2 ORDER BY m.id DESC LIMIT $3",
-                             3, params);
+                                                            "m.id < $2 AND NOT ($4::bigint = ANY "
+                                                            "(m.hidden_from))"
+                                                            " ORDER BY m.id DESC LIMIT $3",
+                             4, params);
     if (!res) return messaging_internal("message list");
     int rows = PQntuples(res);
     int count = rows > limit ? limit : rows;
@@ -188,15 +205,47 @@ static int64_t s_id_after(int64_t floor)
     return floor + 1;
 }
 
+//  A Postgres array literal "{1,2}" of ids (decimal strings, checked ids
+//  from our own tables or graph's answer), passed as a parameter. Caller
+//  frees; NULL when out of memory.
+static char *s_id_array(const json_t *ids)
+{
+    char *literal = NULL;
+    size_t size = 0;
+    FILE *stream = open_memstream(&literal, &size);
+    if (!stream) return NULL;
+    fputc('{', stream);
+    size_t index;
+    json_t *value;
+    json_array_foreach(ids, index, value)
+        fprintf(stream, "%s%s", index ? "," : "", json_string_value(value));
+    fputc('}', stream);
+    fclose(stream);
+    return literal;
+}
+
+//  Whether the id (decimal string) is in ids.
+static bool s_listed(const json_t *ids, const char *id)
+{
+    size_t index;
+    json_t *value;
+    json_array_foreach(ids, index, value) if (streq(json_string_value(value), id)) return true;
+    return false;
+}
+
 //  Inside the caller's transaction: appends a message to conversation and
-//  emits message.created. Returns the inserted row (MESSAGE_COLUMNS) or
-//  NULL on error.
+//  emits message.created. hidden (may be NULL): the members (decimal
+//  strings) the message is hidden from, left out of its recipients and of
+//  the activity update. Returns the inserted row (MESSAGE_COLUMNS) or NULL
+//  on error.
 static PGresult *s_insert(db_t *db, int64_t conversation_id, int64_t sender_id, const char *text,
-                          int64_t post_id)
+                          int64_t post_id, const json_t *hidden)
 {
     char conversation[21], sender[21], id_text[21], post[21];
     messaging_id_text(conversation_id, conversation);
     messaging_id_text(sender_id, sender);
+    char *hidden_from = s_id_array(hidden);
+    if (!hidden_from) return NULL;
     const char *lock_params[] = {conversation};
     //  The row lock orders concurrent sends into this conversation.
     PGresult *res = db_query(db,
@@ -206,26 +255,36 @@ static PGresult *s_insert(db_t *db, int64_t conversation_id, int64_t sender_id, 
                              1, lock_params);
     if (!res || PQntuples(res) != 1) {
         PQclear(res);
+        free(hidden_from);
         return NULL;
     }
     int64_t activity = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     char *members = strdup(PQgetvalue(res, 0, 1));
     PQclear(res);
-    if (!members) return NULL;
+    if (!members) {
+        free(hidden_from);
+        return NULL;
+    }
 
     messaging_id_text(s_id_after(activity), id_text);
     if (post_id) messaging_id_text(post_id, post);
-    const char *insert[] = {id_text, conversation, sender, text ? text : "", post_id ? post : NULL};
+    const char *insert[] = {id_text,          conversation,          sender,
+                            text ? text : "", post_id ? post : NULL, hidden_from};
     PGresult *row = db_query(db,
                              "INSERT INTO messages AS m (id, conversation_id, sender_id, text, "
-                             "post_id) VALUES ($1, $2, $3, $4, $5) RETURNING " MESSAGE_COLUMNS("m"),
-                             5, insert);
-    const char *move[] = {conversation, id_text};
+                             "post_id, hidden_from) VALUES ($1, $2, $3, $4, $5, $6::bigint[])"
+                             " RETURNING " MESSAGE_COLUMNS("m"),
+                             6, insert);
+    const char *move[] = {conversation, id_text, hidden_from};
+    //  Members it is hidden from keep their list order: a message they
+    //  cannot see must not bring the conversation up.
     if (!row || PQntuples(row) != 1 ||
         db_exec(db, "UPDATE conversations SET activity_id = $2, updated_at = now() WHERE id = $1",
                 2, move) != 1 ||
-        db_exec(db, "UPDATE participants SET activity_id = $2 WHERE conversation_id = $1", 2,
-                move) < 1)
+        db_exec(db,
+                "UPDATE participants SET activity_id = $2 WHERE conversation_id = $1"
+                " AND NOT (user_id = ANY ($3::bigint[]))",
+                3, move) < 1)
         goto failed;
 
     //  message.created {id, conversation_id, sender_id, recipient_ids, text,
@@ -234,7 +293,8 @@ static PGresult *s_insert(db_t *db, int64_t conversation_id, int64_t sender_id, 
     char *save = NULL;
     for (char *member = strtok_r(members + 1, ",}", &save); member;
          member = strtok_r(NULL, ",}", &save))
-        if (!streq(member, sender)) json_array_append_new(recipients, json_string(member));
+        if (!streq(member, sender) && !s_listed(hidden, member))
+            json_array_append_new(recipients, json_string(member));
     json_t *payload =
         json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:s}", "id", id_text, "conversation_id",
                   conversation, "sender_id", sender, "recipient_ids", recipients, "text",
@@ -244,10 +304,12 @@ static PGresult *s_insert(db_t *db, int64_t conversation_id, int64_t sender_id, 
     json_decref(payload);
     if (emitted != 0) goto failed;
     free(members);
+    free(hidden_from);
     return row;
 
 failed:
     free(members);
+    free(hidden_from);
     PQclear(row);
     return NULL;
 }
@@ -359,11 +421,14 @@ json_t *messages_send(call_t *call)
     }
 
     bool is_group = false;
-    json_t *others = NULL, *post = NULL, *users = NULL, *error = NULL;
+    json_t *others = NULL, *post = NULL, *users = NULL, *error = NULL, *hidden = NULL;
     int member = s_membership(call->db, id, call->viewer_id, &is_group, &others);
     if (member < 0) return messaging_internal("membership");
     if (member == 0) return s_no_conversation();
-    if (!is_group && peers_any_blocked(call, others)) {
+    //  Blocks: a 1:1 is closed to both sides; in a group the message skips
+    //  the members blocked either way with the sender (see the top).
+    hidden = peers_blocked_ids(call, others);
+    if (!is_group && json_array_size(hidden) > 0) {
         reply = s_no_conversation();
         goto cleanup;
     }
@@ -380,7 +445,7 @@ json_t *messages_send(call_t *call)
         reply = messaging_internal("begin");
         goto cleanup;
     }
-    PGresult *row = s_insert(call->db, id, call->viewer_id, text, post_id);
+    PGresult *row = s_insert(call->db, id, call->viewer_id, text, post_id, hidden);
     int recorded = 1;
     if (row && key) recorded = s_record_key(call->db, call->viewer_id, key, PQgetvalue(row, 0, 0));
     if (!row || recorded < 0) {
@@ -411,6 +476,7 @@ json_t *messages_send(call_t *call)
 
 cleanup:
     json_decref(others);
+    json_decref(hidden);
     json_decref(post);
     json_decref(users);
     return reply;
@@ -439,7 +505,7 @@ json_t *messages_read(call_t *call)
     PGresult *res = db_query(call->db,
                              "SELECT p.last_read_id,"
                              " EXISTS (SELECT 1 FROM messages m WHERE m.id = $3"
-                             "   AND m.conversation_id = $1)"
+                             "   AND m.conversation_id = $1 AND NOT ($2 = ANY (m.hidden_from)))"
                              " FROM participants p WHERE p.conversation_id = $1 AND p.user_id = $2"
                              " FOR UPDATE",
                              3, params);
@@ -547,7 +613,7 @@ json_t *posts_share(call_t *call)
         ok = ids_parse(json_string_value(sorted[i]), &other) &&
              conversations_pair(call->db, call->viewer_id, other, &conversation, &created) == 0;
         PGresult *row =
-            ok ? s_insert(call->db, conversation, call->viewer_id, text, post_id) : NULL;
+            ok ? s_insert(call->db, conversation, call->viewer_id, text, post_id, NULL) : NULL;
         if (row) json_array_append_new(messages, message_json(row, 0, 0, users, posts));
         ok = ok && row;
         PQclear(row);

@@ -80,6 +80,10 @@ json_t *peers_users_by_names(call_t *call, const json_t *usernames, json_t **err
 //  either way. When graph does not answer, logs and answers false (a
 //  conversation must not be impossible because graph is down).
 bool peers_any_blocked(call_t *call, const json_t *ids);
+//  The same question per person: a new array of those of ids (decimal
+//  strings) blocked either way with the viewer; empty when graph does not
+//  answer (logged), for the same reason.
+json_t *peers_blocked_ids(call_t *call, const json_t *ids);
 //  media posts.batch as reader: an object id -> post of those reader may
 //  see. NULL with *error_out when media did not answer; ids may be empty.
 json_t *peers_posts(call_t *call, int64_t reader_id, const json_t *ids, json_t **error_out);

@@ -2,7 +2,7 @@
 
     identity  users.batch (who the participants and senders are),
               users.by_usernames (the names a request gives)
-    graph     relations.batch (blocks, either way)
+    graph     relations.batch (blocks, either way: who of a list, or any)
     media     posts.batch (the posts a reader may see)
 
     Every call carries the request's own deadline, so a slow peer can never
@@ -112,25 +112,34 @@ json_t *peers_users_by_names(call_t *call, const json_t *usernames, json_t **err
     return map;
 }
 
-bool peers_any_blocked(call_t *call, const json_t *ids)
+json_t *peers_blocked_ids(call_t *call, const json_t *ids)
 {
-    if (json_array_size(ids) == 0) return false;
+    json_t *blocked = json_array();
+    if (json_array_size(ids) == 0) return blocked;
     json_t *args = json_pack("{s:O}", "ids", ids);
     json_t *reply = s_call(call, call->viewer_id, "graph", "relations.batch", args);
     json_decref(args);
-    bool blocked = false;
     if (reply_status(reply) != 200) {
         log_warn("graph relations.batch answered %d: treating as not blocked", reply_status(reply));
     } else {
         json_t *relations = json_object_get(reply_body(reply), "relations");
         const char *key;
         json_t *relation;
-        json_object_foreach(relations, key,
-                            relation) if (json_is_true(json_object_get(relation, "blocked")))
-            blocked = true;
+        json_object_foreach(relations, key, relation)
+        {
+            if (json_is_true(json_object_get(relation, "blocked"))) messaging_add_id(blocked, key);
+        }
     }
     json_decref(reply);
     return blocked;
+}
+
+bool peers_any_blocked(call_t *call, const json_t *ids)
+{
+    json_t *blocked = peers_blocked_ids(call, ids);
+    bool any = json_array_size(blocked) > 0;
+    json_decref(blocked);
+    return any;
 }
 
 json_t *peers_posts(call_t *call, int64_t reader_id, const json_t *ids, json_t **error_out)

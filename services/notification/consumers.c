@@ -426,8 +426,11 @@ int on_message_created(db_t *db, const event_t *event, void *state)
                        .text = text,
                        .source_key = key};
         if (s_notify(db, event, &note) != 0) return -1;
-        //  s_notify pushed the count when it made a notification; a
-        //  message from a blocked group member still counts as unread.
+        //  s_notify pushed the count when it made a notification. It makes
+        //  none when this service already knows of a block between the two
+        //  (messaging leaves members blocked at send time out of
+        //  recipient_ids, so only a block racing the send gets here); the
+        //  message was delivered all the same and counts as unread.
         int blocked = s_blocked(db, recipient, sender);
         if (blocked < 0 || (blocked && push_unread(db, recipient) != 0)) return -1;
     }

@@ -17,6 +17,9 @@ static search_t s_search;
 int main(int argc, char **argv)
 {
     setenv("SEARCH_TRENDS_TTL_MS", "10000", 0);
+    //  The trigram, prefix and full-text plans depend on the query text:
+    //  let Postgres plan them per call (common/db.c).
+    setenv("DB_PLAN_CACHE_MODE", "auto", 0);
     if (search_init(&s_search, config_int("SEARCH_TRENDS_TTL_MS", 10000), NULL) != 0) {
         fprintf(stderr, "search: cannot initialise\n");
         return 1;

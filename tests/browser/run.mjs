@@ -23,7 +23,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import http from 'node:http';
 import { mkdtempSync } from 'node:fs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -815,6 +816,45 @@ async function firstLoad() {
   expect(total < 150 * 1024, `under 150 KiB gzipped (got ${(total / 1024).toFixed(1)} KiB)`);
 }
 
+// GET path with the given request headers, without any decoding: the
+// status, headers and the bytes as they came over the wire.
+function rawGet(path, headers) {
+  return new Promise((resolveGet, rejectGet) => {
+    const req = http.get(new URL(path, BASE), { headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolveGet({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', rejectGet);
+    req.setTimeout(10000, () => req.destroy(new Error('timed out')));
+  });
+}
+
+async function compressed() {
+  const plain = await rawGet('/', {});
+  expect(plain.status === 200 && !plain.headers['content-encoding'], 'without Accept-Encoding the app shell comes uncompressed');
+  const html = plain.body.toString();
+  const script = (html.match(/<script[^>]*\ssrc="(\/assets\/[^"]+\.js)"/) || [])[1];
+  const style = (html.match(/<link[^>]*\shref="(\/assets\/[^"]+\.css)"/) || [])[1];
+  expect(script && style, 'the shell names its script and style sheet');
+  let onWire = 0, decoded = 0;
+  for (const path of [script, style]) {
+    const raw = await rawGet(path, { 'Accept-Encoding': 'gzip, deflate, br' });
+    expect(raw.status === 200, `${path} is served (got ${raw.status})`);
+    expect(raw.headers['content-encoding'] === 'gzip', `${path} comes gzip-compressed (got ${raw.headers['content-encoding']})`);
+    expect(/accept-encoding/i.test(raw.headers.vary || ''), `${path} says Vary: Accept-Encoding`);
+    const body = gunzipSync(raw.body);
+    const identity = await rawGet(path, {});
+    expect(body.equals(identity.body), `${path} decompresses to the very bytes served uncompressed`);
+    expect(raw.headers.etag !== identity.headers.etag, `${path} has an ETag of its own when compressed`);
+    onWire += raw.body.length;
+    decoded += body.length;
+  }
+  const refused = await rawGet(script, { 'Accept-Encoding': 'gzip;q=0' });
+  expect(!refused.headers['content-encoding'], 'gzip;q=0 is honoured');
+  console.log(`  # script + style sheet on the wire: ${(onWire / 1024).toFixed(1)} KiB gzipped, ${(decoded / 1024).toFixed(1)} KiB uncompressed`);
+}
+
 // ---------- main ----------
 
 const VIEWPORTS = [
@@ -842,6 +882,7 @@ async function main() {
   });
   try {
     await test('first page load: under 150 KiB of JavaScript gzipped; assets cached immutably, index.html revalidated', firstLoad);
+    await test('text files go over the wire gzip-compressed to clients that take it', compressed);
     for (const viewport of VIEWPORTS) await story(browser, viewport);
     await test('no uncaught script errors in any page', () => {
       expect(pageErrors.length === 0, 'no page errors:\n' + pageErrors.join('\n'));

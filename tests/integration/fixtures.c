@@ -41,14 +41,61 @@ void fx_user_free(fx_user_t *user)
     memset(user, 0, sizeof *user);
 }
 
+long fx_call(const char *method, const char *path, const char *token, json_t *body,
+             http_response_t *r)
+{
+    long status = http_json(method, path, token, body, r);
+    json_decref(body);
+    return status;
+}
+
 long fx_status(const char *method, const char *path, const char *token, json_t *body)
 {
     http_response_t r;
-    long status = http_json(method, path, token, body, &r);
-    if (status >= 400) fprintf(stderr, "%s %s: %ld %s\n", method, path, status, r.body);
-    json_decref(body);
+    long status = fx_call(method, path, token, body, &r);
+    if (status >= 400)
+        fprintf(stderr, "%s %s: %ld %s\n", method, path, status, r.body ? r.body : "");
     http_response_clear(&r);
     return status;
+}
+
+const char *fx_path(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+const char *fx_page_path(char *buf, size_t size, const char *base, int limit, const char *cursor)
+{
+    if (*cursor) return fx_path(buf, size, "%s?limit=%d&cursor=%s", base, limit, cursor);
+    return fx_path(buf, size, "%s?limit=%d", base, limit);
+}
+
+json_t *fx_get_page(const char *path, const char *token)
+{
+    http_response_t r;
+    http_request("GET", path, token, NULL, NULL, &r);
+    if (r.status != 200) fprintf(stderr, "GET %s: %ld %s\n", path, r.status, r.body);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_array(json_object_get(r.json, "items")));
+    json_t *next = json_object_get(r.json, "next_cursor");
+    assert_true(json_is_null(next) || json_is_string(next));
+    json_t *body = json_incref(r.json);
+    http_response_clear(&r);
+    return body;
+}
+
+void fx_test_still_healthy(void **state)
+{
+    (void)state;
+    http_response_t r;
+    http_request("GET", "/readyz", NULL, NULL, NULL, &r);
+    if (r.status != 200) fprintf(stderr, "readyz: %s\n", r.body);
+    assert_int_equal(r.status, 200);
+    http_response_clear(&r);
 }
 
 //  ---- a small valid PNG ------------------------------------------------------------
@@ -131,7 +178,21 @@ unsigned char *fx_png(int seed, size_t *size)
     return png;
 }
 
-//  ---- posts and follows ----------------------------------------------------------
+//  ---- posts, likes, comments and follows ------------------------------------------
+
+//  The id of what request (by user) created: asserts 201 and an id, and
+//  clears *r. Caller frees.
+static char *s_created_id(http_response_t *r, const char *request, const fx_user_t *user)
+{
+    if (r->status != 201)
+        fprintf(stderr, "%s as %s: %ld %s\n", request, user->name, r->status, r->body);
+    assert_int_equal(r->status, 201);
+    const char *id = harness_str(r->json, "id");
+    assert_non_null(id);
+    char *copy = strdup(id);
+    http_response_clear(r);
+    return copy;
+}
 
 char *fx_post(const fx_user_t *user, const char *caption)
 {
@@ -159,14 +220,7 @@ char *fx_post(const fx_user_t *user, const char *caption)
     http_response_t r;
     http_request_raw("POST", "/api/v1/posts", user->token, body, size, headers, &r);
     free(body);
-    if (r.status != 201)
-        fprintf(stderr, "POST /posts as %s: %ld %s\n", user->name, r.status, r.body);
-    assert_int_equal(r.status, 201);
-    const char *id = harness_str(r.json, "id");
-    assert_non_null(id);
-    char *copy = strdup(id);
-    http_response_clear(&r);
-    return copy;
+    return s_created_id(&r, "POST /posts", user);
 }
 
 void fx_delete_post(const fx_user_t *user, const char *post_id)
@@ -174,6 +228,23 @@ void fx_delete_post(const fx_user_t *user, const char *post_id)
     char path[128];
     snprintf(path, sizeof path, "/api/v1/posts/%s", post_id);
     assert_int_equal(fx_status("DELETE", path, user->token, NULL), 204);
+}
+
+void fx_like(const fx_user_t *user, const char *post_id)
+{
+    char path[256];
+    assert_int_equal(fx_status("POST", fx_path(path, sizeof path, "/api/v1/posts/%s/like", post_id),
+                               user->token, NULL),
+                     200);
+}
+
+char *fx_comment(const fx_user_t *user, const char *post_id, const char *text)
+{
+    char path[256];
+    http_response_t r;
+    fx_call("POST", fx_path(path, sizeof path, "/api/v1/posts/%s/comments", post_id), user->token,
+            json_pack("{ss}", "text", text), &r);
+    return s_created_id(&r, "POST /posts/{id}/comments", user);
 }
 
 void fx_follow(const fx_user_t *follower, const fx_user_t *followee)
@@ -201,10 +272,7 @@ int fx_feed_ids(const char *token, int page_limit, char (*ids)[FX_ID_SIZE], int 
     //  more for pages that hydration left short.
     for (int pages = 0; pages < max / page_limit + 16; pages++) {
         char path[512];
-        if (*cursor)
-            snprintf(path, sizeof path, "/api/v1/feed?limit=%d&cursor=%s", page_limit, cursor);
-        else
-            snprintf(path, sizeof path, "/api/v1/feed?limit=%d", page_limit);
+        fx_page_path(path, sizeof path, "/api/v1/feed", page_limit, cursor);
         http_response_t r;
         http_request("GET", path, token, NULL, NULL, &r);
         json_t *items = json_object_get(r.json, "items");

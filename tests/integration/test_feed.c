@@ -18,10 +18,10 @@
 */
 #include "db.h"
 #include "errors.h"
+#include "fixtures.h"
 #include "harness.h"
 
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,255 +32,23 @@
 #include <cmocka.h>
 #include <czmq.h>
 
-#define PASSWORD "correct horse battery"
 #define WAIT_MS 5000
 #define POLL_MS 50
-#define BOUNDARY "feedtestboundary7MA4YWxkTrZu0gW"
 
-//  ---- helpers ---------------------------------------------------------------
+//  ---- helpers (users, posts, likes, comments, follows: fixtures.h) ----------
 
-typedef struct {
-    json_t *session;
-    const char *token;
-    const char *id;
-    const char *name;
-} user_t;
-
-static user_t s_user(const char *name)
+//  Every post id of user's home feed, newest first (pages of 100, at most
+//  max); asserts that every page answered well.
+static int s_feed(const fx_user_t *user, char (*ids)[FX_ID_SIZE], int max)
 {
-    user_t user = {.session = harness_register(name, PASSWORD)};
-    if (!user.session) fprintf(stderr, "cannot register %s\n", name);
-    assert_non_null(user.session);
-    user.token = harness_str(user.session, "access_token");
-    user.id = harness_str(json_object_get(user.session, "user"), "id");
-    user.name = harness_str(json_object_get(user.session, "user"), "username");
-    return user;
-}
-
-static void s_user_free(user_t *user)
-{
-    json_decref(user->session);
-    memset(user, 0, sizeof *user);
-}
-
-static const char *s_path(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static const char *s_path(char *buf, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
-    return buf;
-}
-
-//  Status of method path as token with body (stolen, may be NULL).
-static long s_status(const char *method, const char *path, const char *token, json_t *body)
-{
-    http_response_t r;
-    long status = http_json(method, path, token, body, &r);
-    if (status >= 400)
-        fprintf(stderr, "%s %s: %ld %s\n", method, path, status, r.body ? r.body : "");
-    json_decref(body);
-    http_response_clear(&r);
-    return status;
-}
-
-//  ---- a small valid PNG, built by hand (stored deflate blocks) --------------
-
-static uint32_t s_crc32(const unsigned char *data, size_t size, uint32_t crc)
-{
-    crc = ~crc;
-    for (size_t i = 0; i < size; i++) {
-        crc ^= data[i];
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
-
-static void s_put32(unsigned char *p, uint32_t value)
-{
-    p[0] = (unsigned char)(value >> 24);
-    p[1] = (unsigned char)(value >> 16);
-    p[2] = (unsigned char)(value >> 8);
-    p[3] = (unsigned char)value;
-}
-
-//  Appends a chunk of type with data to png at *used.
-static void s_chunk(unsigned char *png, size_t *used, const char *type, const unsigned char *data,
-                    size_t size)
-{
-    s_put32(png + *used, (uint32_t)size);
-    memcpy(png + *used + 4, type, 4);
-    if (size) memcpy(png + *used + 8, data, size);
-    s_put32(png + *used + 8 + size, s_crc32(png + *used + 4, size + 4, 0));
-    *used += size + 12;
-}
-
-//  A 16x16 RGB PNG whose colour depends on seed. Caller frees; *size set.
-static unsigned char *s_png(int seed, size_t *size)
-{
-    enum { W = 16, H = 16, ROW = 1 + W * 3 };
-    unsigned char raw[H * ROW];
-    for (int y = 0; y < H; y++) {
-        raw[y * ROW] = 0; // filter: none
-        for (int x = 0; x < W; x++) {
-            raw[y * ROW + 1 + x * 3] = (unsigned char)(seed * 37 + x * 8);
-            raw[y * ROW + 2 + x * 3] = (unsigned char)(seed * 11 + y * 8);
-            raw[y * ROW + 3 + x * 3] = (unsigned char)(seed * 5);
-        }
-    }
-    //  zlib stream: header, one stored block, adler32.
-    unsigned char z[2 + 5 + sizeof raw + 4];
-    size_t n = 0;
-    z[n++] = 0x78;
-    z[n++] = 0x01;
-    z[n++] = 1; // final, stored
-    z[n++] = (unsigned char)(sizeof raw & 0xff);
-    z[n++] = (unsigned char)(sizeof raw >> 8);
-    z[n++] = (unsigned char)(~sizeof raw & 0xff);
-    z[n++] = (unsigned char)((~sizeof raw >> 8) & 0xff);
-    memcpy(z + n, raw, sizeof raw);
-    n += sizeof raw;
-    uint32_t a = 1, b = 0;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        a = (a + raw[i]) % 65521;
-        b = (b + a) % 65521;
-    }
-    s_put32(z + n, (b << 16) | a);
-    n += 4;
-
-    unsigned char *png = malloc(8 + 25 + 12 + n + 12);
-    assert_non_null(png);
-    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
-    size_t used = 8;
-    unsigned char header[13] = {0};
-    s_put32(header, W);
-    s_put32(header + 4, H);
-    header[8] = 8; // bit depth
-    header[9] = 2; // RGB
-    s_chunk(png, &used, "IHDR", header, sizeof header);
-    s_chunk(png, &used, "IDAT", z, n);
-    s_chunk(png, &used, "IEND", NULL, 0);
-    *size = used;
-    return png;
-}
-
-//  POST /posts with one image and caption as token; returns the new post's
-//  id (caller frees).
-static char *s_post(const user_t *user, const char *caption)
-{
-    static int seed;
-    size_t png_size;
-    unsigned char *png = s_png(++seed, &png_size);
-    char head[512];
-    int head_length =
-        snprintf(head, sizeof head,
-                 "--" BOUNDARY "\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\n%s\r\n"
-                 "--" BOUNDARY "\r\nContent-Disposition: form-data; name=\"image\";"
-                 " filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n",
-                 caption);
-    const char tail[] = "\r\n--" BOUNDARY "--\r\n";
-    size_t size = (size_t)head_length + png_size + sizeof tail - 1;
-    char *body = malloc(size);
-    assert_non_null(body);
-    memcpy(body, head, (size_t)head_length);
-    memcpy(body + head_length, png, png_size);
-    memcpy(body + head_length + png_size, tail, sizeof tail - 1);
-    free(png);
-    static const char *const headers[] = {"Content-Type: multipart/form-data; boundary=" BOUNDARY,
-                                          NULL};
-    http_response_t r;
-    http_request_raw("POST", "/api/v1/posts", user->token, body, size, headers, &r);
-    free(body);
-    if (r.status != 201) fprintf(stderr, "POST /posts: %ld %s\n", r.status, r.body);
-    assert_int_equal(r.status, 201);
-    const char *id = harness_str(r.json, "id");
-    assert_non_null(id);
-    char *copy = strdup(id);
-    http_response_clear(&r);
-    return copy;
-}
-
-static void s_follow(const user_t *follower, const user_t *followee)
-{
-    char path[256];
-    assert_int_equal(s_status("POST",
-                              s_path(path, sizeof path, "/api/v1/users/%s/follow", followee->name),
-                              follower->token, NULL),
-                     200);
-}
-
-static void s_unfollow(const user_t *follower, const user_t *followee)
-{
-    char path[256];
-    assert_int_equal(s_status("DELETE",
-                              s_path(path, sizeof path, "/api/v1/users/%s/follow", followee->name),
-                              follower->token, NULL),
-                     200);
-}
-
-static void s_like(const user_t *user, const char *post_id)
-{
-    char path[256];
-    assert_int_equal(s_status("POST", s_path(path, sizeof path, "/api/v1/posts/%s/like", post_id),
-                              user->token, NULL),
-                     200);
-}
-
-static char *s_comment(const user_t *user, const char *post_id, const char *text)
-{
-    char path[256];
-    http_response_t r;
-    json_t *body = json_pack("{ss}", "text", text);
-    http_json("POST", s_path(path, sizeof path, "/api/v1/posts/%s/comments", post_id), user->token,
-              body, &r);
-    json_decref(body);
-    if (r.status != 201) fprintf(stderr, "POST %s: %ld %s\n", path, r.status, r.body);
-    assert_int_equal(r.status, 201);
-    char *id = strdup(harness_str(r.json, "id"));
-    http_response_clear(&r);
-    return id;
-}
-
-//  GET path as token: the 200 body (caller decrefs); asserts 200.
-static json_t *s_get(const char *path, const char *token)
-{
-    http_response_t r;
-    http_request("GET", path, token, NULL, NULL, &r);
-    if (r.status != 200) fprintf(stderr, "GET %s: %ld %s\n", path, r.status, r.body);
-    assert_int_equal(r.status, 200);
-    assert_true(json_is_array(json_object_get(r.json, "items")));
-    json_t *next = json_object_get(r.json, "next_cursor");
-    assert_true(json_is_null(next) || json_is_string(next));
-    json_t *body = json_incref(r.json);
-    http_response_clear(&r);
-    return body;
-}
-
-//  The ids of the first page (limit 100) of user's feed, newest first, in
-//  ids (at most max); returns the count.
-static int s_feed(const user_t *user, char ids[][24], int max)
-{
-    json_t *page = s_get("/api/v1/feed?limit=100", user->token);
-    int count = 0;
-    size_t index;
-    json_t *post;
-    json_array_foreach(json_object_get(page, "items"), index, post)
-    {
-        assert_true(count < max);
-        const char *id = harness_str(post, "id");
-        assert_non_null(id);
-        snprintf(ids[count++], 24, "%s", id);
-    }
-    json_decref(page);
+    int count = fx_feed_ids(user->token, 100, ids, max);
+    assert_true(count >= 0);
     return count;
 }
 
-static bool s_feed_has(const user_t *user, const char *post_id)
+static bool s_feed_has(const fx_user_t *user, const char *post_id)
 {
-    char ids[100][24];
+    char ids[100][FX_ID_SIZE];
     int count = s_feed(user, ids, 100);
     for (int i = 0; i < count; i++)
         if (streq(ids[i], post_id)) return true;
@@ -288,7 +56,7 @@ static bool s_feed_has(const user_t *user, const char *post_id)
 }
 
 //  Polls until post_id is (present) or is not (!present) in user's feed.
-static bool s_wait_feed(const user_t *user, const char *post_id, bool present)
+static bool s_wait_feed(const fx_user_t *user, const char *post_id, bool present)
 {
     int64_t deadline = zclock_mono() + WAIT_MS;
     while (zclock_mono() < deadline) {
@@ -300,19 +68,11 @@ static bool s_wait_feed(const user_t *user, const char *post_id, bool present)
     return false;
 }
 
-//  Compares ids as numbers: > 0 when a is newer.
-static int s_id_cmp(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la != lb) return la > lb ? 1 : -1;
-    return strcmp(a, b);
-}
-
 //  The activity item of user of type about post_id (NULL: none), as a new
 //  reference, or NULL.
-static json_t *s_activity_item(const user_t *user, const char *type, const char *post_id)
+static json_t *s_activity_item(const fx_user_t *user, const char *type, const char *post_id)
 {
-    json_t *page = s_get("/api/v1/activity?limit=100", user->token);
+    json_t *page = fx_get_page("/api/v1/activity?limit=100", user->token);
     json_t *found = NULL;
     size_t index;
     json_t *item;
@@ -337,7 +97,7 @@ static json_int_t s_actor_count(const json_t *item)
 }
 
 //  Polls until user's item (type, post) has actor_count count (0: absent).
-static json_t *s_wait_activity(const user_t *user, const char *type, const char *post_id,
+static json_t *s_wait_activity(const fx_user_t *user, const char *type, const char *post_id,
                                json_int_t count)
 {
     int64_t deadline = zclock_mono() + WAIT_MS;
@@ -395,7 +155,7 @@ static void test_requires_token_and_valid_args(void **state)
 {
     static const char *const paths[] = {"/api/v1/feed", "/api/v1/activity",
                                         "/api/v1/me/interactions", NULL};
-    user_t ann = s_user("args_ann");
+    fx_user_t ann = fx_user("args_ann");
     char path[256];
     for (size_t i = 0; paths[i]; i++) {
         http_response_t r;
@@ -413,7 +173,7 @@ static void test_requires_token_and_valid_args(void **state)
                                           "cursor=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
                                           NULL};
         for (size_t j = 0; bad[j]; j++) {
-            http_request("GET", s_path(path, sizeof path, "%s?%s", paths[i], bad[j]), ann.token,
+            http_request("GET", fx_path(path, sizeof path, "%s?%s", paths[i], bad[j]), ann.token,
                          NULL, NULL, &r);
             if (r.status != 400) fprintf(stderr, "%s: %ld %s\n", path, r.status, r.body);
             assert_int_equal(r.status, 400);
@@ -422,34 +182,35 @@ static void test_requires_token_and_valid_args(void **state)
             assert_true(http_error_names(&r, field));
             http_response_clear(&r);
         }
-        json_t *page = s_get(s_path(path, sizeof path, "%s?limit=1000", paths[i]), ann.token);
+        json_t *page =
+            fx_get_page(fx_path(path, sizeof path, "%s?limit=1000", paths[i]), ann.token);
         assert_int_equal(json_array_size(json_object_get(page, "items")), 0);
         assert_true(json_is_null(json_object_get(page, "next_cursor")));
         json_decref(page);
     }
-    s_user_free(&ann);
+    fx_user_free(&ann);
 }
 
 static void test_follow_brings_recent_posts(void **state)
 {
-    user_t ann = s_user("bf_ann"), bob = s_user("bf_bob");
-    char *p1 = s_post(&ann, "one"), *p2 = s_post(&ann, "two");
-    char *own = s_post(&bob, "mine");
+    fx_user_t ann = fx_user("bf_ann"), bob = fx_user("bf_bob");
+    char *p1 = fx_post(&ann, "one"), *p2 = fx_post(&ann, "two");
+    char *own = fx_post(&bob, "mine");
     assert_true(s_wait_feed(&ann, p2, true)); // own posts
     assert_true(s_wait_feed(&bob, own, true));
     assert_false(s_feed_has(&bob, p1));
-    s_follow(&bob, &ann);
+    fx_follow(&bob, &ann);
     assert_true(s_wait_feed(&bob, p1, true));
     assert_true(s_wait_feed(&bob, p2, true));
     //  Newest first: own post (newest), then p2, then p1.
-    char ids[100][24];
+    char ids[100][FX_ID_SIZE];
     int count = s_feed(&bob, ids, 100);
     assert_int_equal(count, 3);
     assert_string_equal(ids[0], own);
     assert_string_equal(ids[1], p2);
     assert_string_equal(ids[2], p1);
     //  Full post objects.
-    json_t *page = s_get("/api/v1/feed", bob.token);
+    json_t *page = fx_get_page("/api/v1/feed", bob.token);
     json_t *post = json_array_get(json_object_get(page, "items"), 1);
     assert_string_equal(harness_str(json_object_get(post, "author"), "username"), "bf_ann");
     assert_string_equal(harness_str(post, "caption"), "two");
@@ -458,64 +219,63 @@ static void test_follow_brings_recent_posts(void **state)
     free(p1);
     free(p2);
     free(own);
-    s_user_free(&ann);
-    s_user_free(&bob);
+    fx_user_free(&ann);
+    fx_user_free(&bob);
 }
 
 static void test_new_post_reaches_followers(void **state)
 {
-    user_t ann = s_user("np_ann"), bob = s_user("np_bob"), cat = s_user("np_cat");
-    s_follow(&bob, &ann);
-    s_follow(&cat, &ann);
+    fx_user_t ann = fx_user("np_ann"), bob = fx_user("np_bob"), cat = fx_user("np_cat");
+    fx_follow(&bob, &ann);
+    fx_follow(&cat, &ann);
     //  Let the follows arrive (the feed shows nothing yet: ann has no posts).
     zclock_sleep(300);
     int64_t started = zclock_mono();
-    char *post = s_post(&ann, "hello followers");
+    char *post = fx_post(&ann, "hello followers");
     assert_true(s_wait_feed(&bob, post, true));
     assert_true(s_wait_feed(&cat, post, true));
     fprintf(stderr, "post reached both followers in %lld ms\n",
             (long long)(zclock_mono() - started));
     //  dan does not follow ann.
-    user_t dan = s_user("np_dan");
-    char *dans = s_post(&dan, "dan's");
+    fx_user_t dan = fx_user("np_dan");
+    char *dans = fx_post(&dan, "dan's");
     assert_true(s_wait_feed(&dan, dans, true));
     assert_false(s_feed_has(&dan, post));
     free(post);
     free(dans);
-    s_user_free(&ann);
-    s_user_free(&bob);
-    s_user_free(&cat);
-    s_user_free(&dan);
+    fx_user_free(&ann);
+    fx_user_free(&bob);
+    fx_user_free(&cat);
+    fx_user_free(&dan);
 }
 
 static void test_unfollow_block_delete_remove(void **state)
 {
-    user_t ann = s_user("rm_ann"), bob = s_user("rm_bob");
-    s_follow(&bob, &ann);
-    s_follow(&ann, &bob);
-    char *a1 = s_post(&ann, "a1"), *a2 = s_post(&ann, "a2"), *b1 = s_post(&bob, "b1");
+    fx_user_t ann = fx_user("rm_ann"), bob = fx_user("rm_bob");
+    fx_follow(&bob, &ann);
+    fx_follow(&ann, &bob);
+    char *a1 = fx_post(&ann, "a1"), *a2 = fx_post(&ann, "a2"), *b1 = fx_post(&bob, "b1");
     assert_true(s_wait_feed(&bob, a1, true));
     assert_true(s_wait_feed(&bob, a2, true));
     assert_true(s_wait_feed(&ann, b1, true));
 
     //  A deleted post leaves every feed.
     char path[256];
-    assert_int_equal(
-        s_status("DELETE", s_path(path, sizeof path, "/api/v1/posts/%s", a2), ann.token, NULL),
-        204);
+    fx_delete_post(&ann, a2);
     assert_true(s_wait_feed(&bob, a2, false));
     assert_true(s_wait_feed(&ann, a2, false));
 
     //  Unfollow: ann's posts leave bob's feed; bob's stay in ann's.
-    s_unfollow(&bob, &ann);
+    fx_unfollow(&bob, &ann);
     assert_true(s_wait_feed(&bob, a1, false));
     assert_true(s_feed_has(&ann, b1));
 
     //  Block: both ways.
-    s_follow(&bob, &ann);
+    fx_follow(&bob, &ann);
     assert_true(s_wait_feed(&bob, a1, true));
-    assert_int_equal(s_status("POST", s_path(path, sizeof path, "/api/v1/users/%s/block", bob.name),
-                              ann.token, NULL),
+    assert_int_equal(fx_status("POST",
+                               fx_path(path, sizeof path, "/api/v1/users/%s/block", bob.name),
+                               ann.token, NULL),
                      204);
     assert_true(s_wait_feed(&bob, a1, false));
     assert_true(s_wait_feed(&ann, b1, false));
@@ -524,18 +284,18 @@ static void test_unfollow_block_delete_remove(void **state)
     free(a1);
     free(a2);
     free(b1);
-    s_user_free(&ann);
-    s_user_free(&bob);
+    fx_user_free(&ann);
+    fx_user_free(&bob);
 }
 
 static void test_pagination_under_concurrent_posts(void **state)
 {
-    user_t ann = s_user("pg_ann"), bob = s_user("pg_bob");
-    s_follow(&bob, &ann);
+    fx_user_t ann = fx_user("pg_ann"), bob = fx_user("pg_bob");
+    fx_follow(&bob, &ann);
     enum { BEFORE = 11, DURING = 6, PAGE = 4 };
     char *before[BEFORE];
     for (int i = 0; i < BEFORE; i++)
-        before[i] = s_post(&ann, "before");
+        before[i] = fx_post(&ann, "before");
     assert_true(s_wait_feed(&bob, before[BEFORE - 1], true));
     assert_true(s_wait_feed(&bob, before[0], true));
 
@@ -548,11 +308,8 @@ static void test_pagination_under_concurrent_posts(void **state)
     int during = 0;
     for (int pages = 0; pages < 20; pages++) {
         char path[256];
-        if (*cursor)
-            s_path(path, sizeof path, "/api/v1/feed?limit=%d&cursor=%s", PAGE, cursor);
-        else
-            s_path(path, sizeof path, "/api/v1/feed?limit=%d", PAGE);
-        json_t *page = s_get(path, bob.token);
+        fx_page_path(path, sizeof path, "/api/v1/feed", PAGE, cursor);
+        json_t *page = fx_get_page(path, bob.token);
         json_t *items = json_object_get(page, "items");
         assert_true(json_array_size(items) <= PAGE);
         size_t index;
@@ -560,13 +317,13 @@ static void test_pagination_under_concurrent_posts(void **state)
         json_array_foreach(items, index, post)
         {
             const char *id = harness_str(post, "id");
-            if (seen_count > 0) assert_true(s_id_cmp(id, seen[seen_count - 1]) < 0);
+            if (seen_count > 0) assert_true(fx_id_cmp(id, seen[seen_count - 1]) < 0);
             assert_true(seen_count < 64);
             snprintf(seen[seen_count++], 24, "%s", id);
         }
         if (during < DURING) {
-            free(s_post(&ann, "during"));
-            free(s_post(&ann, "during"));
+            free(fx_post(&ann, "during"));
+            free(fx_post(&ann, "during"));
             during += 2;
         }
         json_t *next = json_object_get(page, "next_cursor");
@@ -582,20 +339,20 @@ static void test_pagination_under_concurrent_posts(void **state)
         assert_string_equal(seen[i], before[BEFORE - 1 - i]);
     for (int i = 0; i < BEFORE; i++)
         free(before[i]);
-    s_user_free(&ann);
-    s_user_free(&bob);
+    fx_user_free(&ann);
+    fx_user_free(&bob);
 }
 
 static void test_celebrity_merged_at_read_time(void **state)
 {
     //  FEED_FANOUT_THRESHOLD=2: star has 3 followers, so star's posts are
     //  not pushed but merged when the followers read.
-    user_t star = s_user("cel_star"), f1 = s_user("cel_f1"), f2 = s_user("cel_f2"),
-           f3 = s_user("cel_f3"), other = s_user("cel_other");
-    s_follow(&f1, &star);
-    s_follow(&f2, &star);
-    s_follow(&f3, &star);
-    s_follow(&f1, &other);
+    fx_user_t star = fx_user("cel_star"), f1 = fx_user("cel_f1"), f2 = fx_user("cel_f2"),
+              f3 = fx_user("cel_f3"), other = fx_user("cel_other");
+    fx_follow(&f1, &star);
+    fx_follow(&f2, &star);
+    fx_follow(&f3, &star);
+    fx_follow(&f1, &other);
     //  Wait until the feed has counted the 3 followers.
     int64_t deadline = zclock_mono() + WAIT_MS;
     while (zclock_mono() < deadline &&
@@ -603,10 +360,10 @@ static void test_celebrity_merged_at_read_time(void **state)
                            " WHERE user_id = $1",
                            star.id) < 3)
         zclock_sleep(POLL_MS);
-    char *o1 = s_post(&other, "o1");
-    char *s1 = s_post(&star, "s1");
-    char *o2 = s_post(&other, "o2");
-    char *s2 = s_post(&star, "s2");
+    char *o1 = fx_post(&other, "o1");
+    char *s1 = fx_post(&star, "s1");
+    char *o2 = fx_post(&other, "o2");
+    char *s2 = fx_post(&star, "s2");
     assert_true(s_wait_feed(&f1, s2, true));
     assert_true(s_wait_feed(&f1, o2, true));
     assert_true(s_wait_feed(&f2, s2, true));
@@ -620,11 +377,8 @@ static void test_celebrity_merged_at_read_time(void **state)
     char cursor[128] = "";
     for (int i = 0; i < 4; i++) {
         char path[256];
-        if (*cursor)
-            s_path(path, sizeof path, "/api/v1/feed?limit=1&cursor=%s", cursor);
-        else
-            s_path(path, sizeof path, "/api/v1/feed?limit=1");
-        json_t *page = s_get(path, f1.token);
+        fx_page_path(path, sizeof path, "/api/v1/feed", 1, cursor);
+        json_t *page = fx_get_page(path, f1.token);
         assert_int_equal(json_array_size(json_object_get(page, "items")), 1);
         assert_string_equal(harness_str(json_array_get(json_object_get(page, "items"), 0), "id"),
                             expected[i]);
@@ -636,35 +390,32 @@ static void test_celebrity_merged_at_read_time(void **state)
         json_decref(page);
     }
     //  Unfollowing a celebrity stops the merge; deleting removes it.
-    s_unfollow(&f3, &star);
+    fx_unfollow(&f3, &star);
     assert_true(s_wait_feed(&f3, s2, false));
-    char path[256];
-    assert_int_equal(
-        s_status("DELETE", s_path(path, sizeof path, "/api/v1/posts/%s", s1), star.token, NULL),
-        204);
+    fx_delete_post(&star, s1);
     assert_true(s_wait_feed(&f1, s1, false));
     assert_true(s_wait_feed(&star, s1, false));
     free(o1);
     free(o2);
     free(s1);
     free(s2);
-    s_user_free(&star);
-    s_user_free(&f1);
-    s_user_free(&f2);
-    s_user_free(&f3);
-    s_user_free(&other);
+    fx_user_free(&star);
+    fx_user_free(&f1);
+    fx_user_free(&f2);
+    fx_user_free(&f3);
+    fx_user_free(&other);
 }
 
 static void test_private_account_after_approval(void **state)
 {
-    user_t priv = s_user("pv_priv"), fan = s_user("pv_fan");
+    fx_user_t priv = fx_user("pv_priv"), fan = fx_user("pv_fan");
     assert_int_equal(
-        s_status("PATCH", "/api/v1/me", priv.token, json_pack("{sb}", "is_private", 1)), 200);
-    char *post = s_post(&priv, "secret");
+        fx_status("PATCH", "/api/v1/me", priv.token, json_pack("{sb}", "is_private", 1)), 200);
+    char *post = fx_post(&priv, "secret");
     char path[256];
     //  graph learns is_private from identity's event: wait until it does
     //  (the lists of a private account are 403 to others).
-    s_path(path, sizeof path, "/api/v1/users/%s/followers", priv.name);
+    fx_path(path, sizeof path, "/api/v1/users/%s/followers", priv.name);
     int64_t deadline = zclock_mono() + WAIT_MS;
     http_response_t r;
     while (zclock_mono() < deadline) {
@@ -674,7 +425,7 @@ static void test_private_account_after_approval(void **state)
         if (status == 403) break;
         zclock_sleep(POLL_MS);
     }
-    http_json("POST", s_path(path, sizeof path, "/api/v1/users/%s/follow", priv.name), fan.token,
+    http_json("POST", fx_path(path, sizeof path, "/api/v1/users/%s/follow", priv.name), fan.token,
               NULL, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(harness_str(r.json, "follow_state"), "requested");
@@ -688,9 +439,9 @@ static void test_private_account_after_approval(void **state)
     json_decref(item);
     assert_false(s_feed_has(&fan, post));
     assert_int_equal(
-        s_status("POST",
-                 s_path(path, sizeof path, "/api/v1/me/follow-requests/%s/approve", fan.name),
-                 priv.token, NULL),
+        fx_status("POST",
+                  fx_path(path, sizeof path, "/api/v1/me/follow-requests/%s/approve", fan.name),
+                  priv.token, NULL),
         204);
     assert_true(s_wait_feed(&fan, post, true));
     //  The request became a follow.
@@ -700,21 +451,21 @@ static void test_private_account_after_approval(void **state)
     item = s_activity_item(&priv, "follow_request", NULL);
     assert_null(item);
     free(post);
-    s_user_free(&priv);
-    s_user_free(&fan);
+    fx_user_free(&priv);
+    fx_user_free(&fan);
 }
 
 //  ---- activity ------------------------------------------------------------------
 
 static void test_activity_grouped_likes(void **state)
 {
-    user_t ann = s_user("act_ann"), b = s_user("act_b"), c = s_user("act_c"), d = s_user("act_d"),
-           e = s_user("act_e");
-    char *post = s_post(&ann, "like me");
-    s_like(&b, post);
-    s_like(&c, post);
-    s_like(&d, post);
-    s_like(&ann, post); // own: no activity
+    fx_user_t ann = fx_user("act_ann"), b = fx_user("act_b"), c = fx_user("act_c"),
+              d = fx_user("act_d"), e = fx_user("act_e");
+    char *post = fx_post(&ann, "like me");
+    fx_like(&b, post);
+    fx_like(&c, post);
+    fx_like(&d, post);
+    fx_like(&ann, post); // own: no activity
     json_t *item = s_wait_activity(&ann, "like", post, 3);
     assert_non_null(item);
     s_check_item(item);
@@ -725,7 +476,7 @@ static void test_activity_grouped_likes(void **state)
                         d.id);
     json_decref(item);
     //  One item for the post, whatever the number of likes.
-    json_t *page = s_get("/api/v1/activity", ann.token);
+    json_t *page = fx_get_page("/api/v1/activity", ann.token);
     int likes = 0;
     size_t index;
     json_t *entry;
@@ -743,22 +494,22 @@ static void test_activity_grouped_likes(void **state)
     json_decref(page);
 
     //  A fourth liker: still up to 3 actors, count 4.
-    s_like(&e, post);
+    fx_like(&e, post);
     item = s_wait_activity(&ann, "like", post, 4);
     assert_non_null(item);
     assert_int_equal(json_array_size(json_object_get(item, "actors")), 3);
     json_decref(item);
     //  A withdrawn like leaves.
     char path[256];
-    assert_int_equal(
-        s_status("DELETE", s_path(path, sizeof path, "/api/v1/posts/%s/like", post), e.token, NULL),
-        200);
+    assert_int_equal(fx_status("DELETE", fx_path(path, sizeof path, "/api/v1/posts/%s/like", post),
+                               e.token, NULL),
+                     200);
     item = s_wait_activity(&ann, "like", post, 3);
     assert_non_null(item);
     json_decref(item);
 
     //  Nobody else sees ann's activity: the list is always the viewer's.
-    page = s_get("/api/v1/activity", b.token);
+    page = fx_get_page("/api/v1/activity", b.token);
     json_array_foreach(json_object_get(page, "items"), index, entry)
     {
         const char *item_post = harness_str(entry, "post_id");
@@ -766,35 +517,35 @@ static void test_activity_grouped_likes(void **state)
     }
     json_decref(page);
     free(post);
-    s_user_free(&ann);
-    s_user_free(&b);
-    s_user_free(&c);
-    s_user_free(&d);
-    s_user_free(&e);
+    fx_user_free(&ann);
+    fx_user_free(&b);
+    fx_user_free(&c);
+    fx_user_free(&d);
+    fx_user_free(&e);
 }
 
 static void test_activity_comments_follows_mentions(void **state)
 {
-    user_t ann = s_user("acm_ann"), bob = s_user("acm_bob"), cat = s_user("acm_cat");
-    char *post = s_post(&ann, "hello @acm_cat");
+    fx_user_t ann = fx_user("acm_ann"), bob = fx_user("acm_bob"), cat = fx_user("acm_cat");
+    char *post = fx_post(&ann, "hello @acm_cat");
     json_t *item = s_wait_activity(&cat, "mention", post, 1);
     assert_non_null(item);
     s_check_item(item);
     json_decref(item);
-    char *c1 = s_comment(&bob, post, "first");
-    char *c2 = s_comment(&bob, post, "second");
-    char *c3 = s_comment(&ann, post, "my own");
+    char *c1 = fx_comment(&bob, post, "first");
+    char *c2 = fx_comment(&bob, post, "second");
+    char *c3 = fx_comment(&ann, post, "my own");
     item = s_wait_activity(&ann, "comment", post, 1); // bob, once
     assert_non_null(item);
     s_check_item(item);
     json_decref(item);
-    s_follow(&bob, &ann);
+    fx_follow(&bob, &ann);
     item = s_wait_activity(&ann, "follow", NULL, 1);
     assert_non_null(item);
     assert_null(json_object_get(item, "post_id"));
     json_decref(item);
     //  Newest first by latest_at.
-    json_t *page = s_get("/api/v1/activity", ann.token);
+    json_t *page = fx_get_page("/api/v1/activity", ann.token);
     const char *previous = NULL;
     size_t index;
     json_t *entry;
@@ -807,8 +558,9 @@ static void test_activity_comments_follows_mentions(void **state)
     json_decref(page);
     //  A block removes bob's activity on ann's content.
     char path[256];
-    assert_int_equal(s_status("POST", s_path(path, sizeof path, "/api/v1/users/%s/block", bob.name),
-                              ann.token, NULL),
+    assert_int_equal(fx_status("POST",
+                               fx_path(path, sizeof path, "/api/v1/users/%s/block", bob.name),
+                               ann.token, NULL),
                      204);
     item = s_wait_activity(&ann, "comment", post, 0);
     assert_non_null(item);
@@ -818,20 +570,20 @@ static void test_activity_comments_follows_mentions(void **state)
     free(c1);
     free(c2);
     free(c3);
-    s_user_free(&ann);
-    s_user_free(&bob);
-    s_user_free(&cat);
+    fx_user_free(&ann);
+    fx_user_free(&bob);
+    fx_user_free(&cat);
 }
 
 static void test_activity_pages(void **state)
 {
-    user_t ann = s_user("apg_ann"), bob = s_user("apg_bob");
+    fx_user_t ann = fx_user("apg_ann"), bob = fx_user("apg_bob");
     enum { POSTS = 5 };
     char *posts[POSTS];
     for (int i = 0; i < POSTS; i++)
-        posts[i] = s_post(&ann, "p");
+        posts[i] = fx_post(&ann, "p");
     for (int i = 0; i < POSTS; i++)
-        s_like(&bob, posts[i]);
+        fx_like(&bob, posts[i]);
     json_t *item = s_wait_activity(&ann, "like", posts[POSTS - 1], 1);
     assert_non_null(item);
     json_decref(item);
@@ -839,11 +591,8 @@ static void test_activity_pages(void **state)
     char cursor[128] = "";
     for (int pages = 0; pages < 10; pages++) {
         char path[256];
-        if (*cursor)
-            s_path(path, sizeof path, "/api/v1/activity?limit=2&cursor=%s", cursor);
-        else
-            s_path(path, sizeof path, "/api/v1/activity?limit=2");
-        json_t *page = s_get(path, ann.token);
+        fx_page_path(path, sizeof path, "/api/v1/activity", 2, cursor);
+        json_t *page = fx_get_page(path, ann.token);
         size_t index;
         json_t *entry;
         json_array_foreach(json_object_get(page, "items"), index, entry)
@@ -861,27 +610,27 @@ static void test_activity_pages(void **state)
     assert_int_equal(seen, POSTS);
     for (int i = 0; i < POSTS; i++)
         free(posts[i]);
-    s_user_free(&ann);
-    s_user_free(&bob);
+    fx_user_free(&ann);
+    fx_user_free(&bob);
 }
 
 //  ---- interactions -----------------------------------------------------------------
 
 static void test_interactions(void **state)
 {
-    user_t ann = s_user("int_ann"), bob = s_user("int_bob");
-    char *p1 = s_post(&ann, "p1"), *p2 = s_post(&ann, "p2");
-    s_like(&bob, p2);
-    zclock_sleep(5);  // distinct like times
-    s_like(&bob, p1); // the newest like first, whatever the post ids
-    char *comment = s_comment(&bob, p1, "lovely");
+    fx_user_t ann = fx_user("int_ann"), bob = fx_user("int_bob");
+    char *p1 = fx_post(&ann, "p1"), *p2 = fx_post(&ann, "p2");
+    fx_like(&bob, p2);
+    zclock_sleep(5);   // distinct like times
+    fx_like(&bob, p1); // the newest like first, whatever the post ids
+    char *comment = fx_comment(&bob, p1, "lovely");
 
     //  Likes (the default type).
     int64_t deadline = zclock_mono() + WAIT_MS;
     json_t *page = NULL;
     while (zclock_mono() < deadline) {
         json_decref(page);
-        page = s_get("/api/v1/me/interactions", bob.token);
+        page = fx_get_page("/api/v1/me/interactions", bob.token);
         if (json_array_size(json_object_get(page, "items")) == 2) break;
         zclock_sleep(POLL_MS);
     }
@@ -891,7 +640,7 @@ static void test_interactions(void **state)
     assert_string_equal(harness_str(json_array_get(items, 1), "id"), p2);
     assert_non_null(json_object_get(json_array_get(items, 0), "author"));
     json_decref(page);
-    page = s_get("/api/v1/me/interactions?type=likes&limit=1", bob.token);
+    page = fx_get_page("/api/v1/me/interactions?type=likes&limit=1", bob.token);
     assert_int_equal(json_array_size(json_object_get(page, "items")), 1);
     assert_true(json_is_string(json_object_get(page, "next_cursor")));
     json_decref(page);
@@ -901,7 +650,7 @@ static void test_interactions(void **state)
     page = NULL;
     while (zclock_mono() < deadline) {
         json_decref(page);
-        page = s_get("/api/v1/me/interactions?type=comments", bob.token);
+        page = fx_get_page("/api/v1/me/interactions?type=comments", bob.token);
         if (json_array_size(json_object_get(page, "items")) == 1) break;
         zclock_sleep(POLL_MS);
     }
@@ -924,28 +673,26 @@ static void test_interactions(void **state)
     assert_string_equal(http_error_code(&r), "invalid");
     assert_true(http_error_names(&r, "type"));
     http_response_clear(&r);
-    page = s_get("/api/v1/me/interactions", ann.token);
+    page = fx_get_page("/api/v1/me/interactions", ann.token);
     assert_int_equal(json_array_size(json_object_get(page, "items")), 0);
     json_decref(page);
-    page = s_get("/api/v1/me/interactions?type=comments", ann.token);
+    page = fx_get_page("/api/v1/me/interactions?type=comments", ann.token);
     assert_int_equal(json_array_size(json_object_get(page, "items")), 0);
     json_decref(page);
 
     //  An unlike and a deleted post leave the list.
     char path[256];
-    assert_int_equal(
-        s_status("DELETE", s_path(path, sizeof path, "/api/v1/posts/%s/like", p2), bob.token, NULL),
-        200);
-    assert_int_equal(
-        s_status("DELETE", s_path(path, sizeof path, "/api/v1/posts/%s", p1), ann.token, NULL),
-        204);
+    assert_int_equal(fx_status("DELETE", fx_path(path, sizeof path, "/api/v1/posts/%s/like", p2),
+                               bob.token, NULL),
+                     200);
+    fx_delete_post(&ann, p1);
     deadline = zclock_mono() + WAIT_MS;
     size_t likes = 99, comments = 99;
     while (zclock_mono() < deadline) {
-        page = s_get("/api/v1/me/interactions", bob.token);
+        page = fx_get_page("/api/v1/me/interactions", bob.token);
         likes = json_array_size(json_object_get(page, "items"));
         json_decref(page);
-        page = s_get("/api/v1/me/interactions?type=comments", bob.token);
+        page = fx_get_page("/api/v1/me/interactions?type=comments", bob.token);
         comments = json_array_size(json_object_get(page, "items"));
         json_decref(page);
         if (likes == 0 && comments == 0) break;
@@ -956,31 +703,23 @@ static void test_interactions(void **state)
     free(p1);
     free(p2);
     free(comment);
-    s_user_free(&ann);
-    s_user_free(&bob);
+    fx_user_free(&ann);
+    fx_user_free(&bob);
 }
 
 static void test_deleted_account_leaves_feeds(void **state)
 {
-    user_t ann = s_user("del_ann"), bob = s_user("del_bob");
-    s_follow(&bob, &ann);
-    char *post = s_post(&ann, "bye");
+    fx_user_t ann = fx_user("del_ann"), bob = fx_user("del_bob");
+    fx_follow(&bob, &ann);
+    char *post = fx_post(&ann, "bye");
     assert_true(s_wait_feed(&bob, post, true));
     assert_int_equal(
-        s_status("DELETE", "/api/v1/me", ann.token, json_pack("{ss}", "password", PASSWORD)), 204);
+        fx_status("DELETE", "/api/v1/me", ann.token, json_pack("{ss}", "password", FX_PASSWORD)),
+        204);
     assert_true(s_wait_feed(&bob, post, false));
     free(post);
-    s_user_free(&ann);
-    s_user_free(&bob);
-}
-
-static void test_still_healthy(void **state)
-{
-    http_response_t r;
-    http_request("GET", "/readyz", NULL, NULL, NULL, &r);
-    if (r.status != 200) fprintf(stderr, "readyz: %s\n", r.body);
-    assert_int_equal(r.status, 200);
-    http_response_clear(&r);
+    fx_user_free(&ann);
+    fx_user_free(&bob);
 }
 
 int main(int argc, char **argv)
@@ -1005,7 +744,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_activity_pages),
         cmocka_unit_test(test_interactions),
         cmocka_unit_test(test_deleted_account_leaves_feeds),
-        cmocka_unit_test(test_still_healthy),
+        cmocka_unit_test(fx_test_still_healthy),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     int problems = harness_stop(failed);

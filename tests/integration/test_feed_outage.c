@@ -502,15 +502,6 @@ static void test_restart_while_events_flow(void **state)
     w_check_projection(&s_outage);
 }
 
-static void test_still_healthy(void **state)
-{
-    http_response_t r;
-    http_request("GET", "/readyz", NULL, NULL, NULL, &r);
-    if (r.status != 200) fprintf(stderr, "readyz: %s\n", r.body);
-    assert_int_equal(r.status, 200);
-    http_response_clear(&r);
-}
-
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -527,7 +518,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_timelines_are_what_they_would_have_been),
         cmocka_unit_test(test_live_again_after_the_restart),
         cmocka_unit_test(test_restart_while_events_flow),
-        cmocka_unit_test(test_still_healthy),
+        cmocka_unit_test(fx_test_still_healthy),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     w_free(&s_live);

@@ -13,6 +13,7 @@
     or printed a sanitizer report.
 */
 #include "errors.h"
+#include "fixtures.h"
 #include "harness.h"
 #include "rpc.h"
 
@@ -37,18 +38,10 @@ static rpc_client_t *s_client; // main thread only
 
 //  ---- helpers ---------------------------------------------------------------
 
-static long s_call(const char *method, const char *path, const char *token, json_t *body,
-                   http_response_t *r)
-{
-    long status = http_json(method, path, token, body, r);
-    json_decref(body);
-    return status;
-}
-
 static long s_status(const char *method, const char *path, const char *token)
 {
     http_response_t r;
-    long status = s_call(method, path, token, NULL, &r);
+    long status = fx_call(method, path, token, NULL, &r);
     http_response_clear(&r);
     return status;
 }
@@ -65,7 +58,7 @@ static void s_call_error(const char *method, const char *path, const char *token
                          const char *code)
 {
     http_response_t r;
-    s_call(method, path, token, NULL, &r);
+    fx_call(method, path, token, NULL, &r);
     s_expect_error(&r, status, code);
     http_response_clear(&r);
 }
@@ -87,24 +80,12 @@ static const char *s_id(const json_t *session)
     return harness_str(json_object_get(session, "user"), "id");
 }
 
-//  A path built from a format.
-static const char *s_path(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static const char *s_path(char *buf, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
-    return buf;
-}
-
 //  POST or DELETE /users/{name}/follow; expects 200 and the state.
 static void s_follow(const char *method, const char *token, const char *name, const char *state)
 {
     char path[256];
     http_response_t r;
-    s_call(method, s_path(path, sizeof path, "/api/v1/users/%s/follow", name), token, NULL, &r);
+    fx_call(method, fx_path(path, sizeof path, "/api/v1/users/%s/follow", name), token, NULL, &r);
     if (r.status != 200) fprintf(stderr, "%s %s: %ld %s\n", method, path, r.status, r.body);
     assert_int_equal(r.status, 200);
     assert_string_equal(harness_str(r.json, "follow_state"), state);
@@ -115,7 +96,7 @@ static void s_follow(const char *method, const char *token, const char *name, co
 static long s_action(const char *method, const char *token, const char *fmt, const char *name)
 {
     char path[256];
-    s_path(path, sizeof path, fmt, name);
+    fx_path(path, sizeof path, fmt, name);
     return s_status(method, path, token);
 }
 
@@ -125,7 +106,7 @@ static json_t *s_profile(const char *token, const char *name)
 {
     char path[256];
     http_response_t r;
-    s_call("GET", s_path(path, sizeof path, "/api/v1/users/%s", name), token, NULL, &r);
+    fx_call("GET", fx_path(path, sizeof path, "/api/v1/users/%s", name), token, NULL, &r);
     json_t *user = r.status == 200 ? json_incref(r.json) : NULL;
     http_response_clear(&r);
     return user;
@@ -163,21 +144,6 @@ static void s_expect_relation(const char *token, const char *name, json_int_t fo
     json_decref(user);
 }
 
-//  GET path; expects 200 and returns the body (caller decrefs).
-static json_t *s_get_list(const char *path, const char *token)
-{
-    http_response_t r;
-    s_call("GET", path, token, NULL, &r);
-    if (r.status != 200) fprintf(stderr, "GET %s: %ld %s\n", path, r.status, r.body);
-    assert_int_equal(r.status, 200);
-    assert_true(json_is_array(json_object_get(r.json, "items")));
-    json_t *next = json_object_get(r.json, "next_cursor");
-    assert_true(json_is_null(next) || json_is_string(next));
-    json_t *body = json_incref(r.json);
-    http_response_clear(&r);
-    return body;
-}
-
 //  The usernames of list.items, comma-separated, into buf.
 static const char *s_names(const json_t *list, char *buf, size_t size)
 {
@@ -195,7 +161,7 @@ static const char *s_names(const json_t *list, char *buf, size_t size)
 //  GET path (a list of users) and compare the usernames.
 static void s_expect_names(const char *path, const char *token, const char *expected)
 {
-    json_t *list = s_get_list(path, token);
+    json_t *list = fx_get_page(path, token);
     char names[1024];
     s_names(list, names, sizeof names);
     if (strcmp(names, expected) != 0) fprintf(stderr, "GET %s: %s\n", path, names);
@@ -234,8 +200,8 @@ static void s_wait_private(const char *id, bool is_private)
 static void s_set_private(const json_t *session, bool is_private)
 {
     http_response_t r;
-    s_call("PATCH", "/api/v1/me", s_token(session), json_pack("{s:b}", "is_private", is_private),
-           &r);
+    fx_call("PATCH", "/api/v1/me", s_token(session), json_pack("{s:b}", "is_private", is_private),
+            &r);
     assert_int_equal(r.status, 200);
     http_response_clear(&r);
     s_wait_private(s_id(session), is_private);
@@ -310,7 +276,7 @@ static void test_follow_public(void **state)
     json_decref(anonymous);
     //  /me carries the counts too.
     http_response_t r;
-    assert_int_equal(s_call("GET", "/api/v1/me", ta, NULL, &r), 200);
+    assert_int_equal(fx_call("GET", "/api/v1/me", ta, NULL, &r), 200);
     assert_int_equal(s_int(r.json, "following_count"), 1);
     assert_int_equal(s_int(r.json, "followers_count"), 0);
     assert_non_null(harness_str(r.json, "email"));
@@ -341,7 +307,7 @@ static void test_follow_errors(void **state)
     const char *token = s_token(cat);
     http_response_t r;
     //  Yourself: 400 invalid naming username, both ways.
-    s_call("POST", "/api/v1/users/cat/follow", token, NULL, &r);
+    fx_call("POST", "/api/v1/users/cat/follow", token, NULL, &r);
     s_expect_error(&r, 400, "invalid");
     assert_true(http_error_names(&r, "username"));
     http_response_clear(&r);
@@ -397,7 +363,7 @@ static void test_private_flow(void **state)
     //  ...except to itself.
     s_expect_names("/api/v1/users/pia/followers", tp, "");
     s_expect_names("/api/v1/me/follow-requests", tp, "hal,gus,fay");
-    json_t *requests = s_get_list("/api/v1/me/follow-requests", tp);
+    json_t *requests = fx_get_page("/api/v1/me/follow-requests", tp);
     json_t *first = json_array_get(json_object_get(requests, "items"), 0);
     assert_string_equal(harness_str(first, "follow_state"), "none");
     assert_true(s_bool(first, "follows_me") == false); // requested, not following
@@ -506,7 +472,7 @@ static void test_lists_pagination(void **state)
     s_expect_names("/api/v1/users/fan0/followers", token, "star");
 
     //  Items are full user objects as the viewer sees them.
-    json_t *list = s_get_list("/api/v1/users/star/following", token);
+    json_t *list = fx_get_page("/api/v1/users/star/following", token);
     json_t *item = json_array_get(json_object_get(list, "items"), 1); // fan0: the viewer
     assert_string_equal(harness_str(item, "username"), "fan0");
     assert_non_null(harness_str(item, "id"));
@@ -518,7 +484,7 @@ static void test_lists_pagination(void **state)
     assert_true(s_bool(item, "follows_me") == false);
     assert_true(json_is_null(json_object_get(list, "next_cursor")));
     json_decref(list);
-    list = s_get_list("/api/v1/users/star/followers", token);
+    list = fx_get_page("/api/v1/users/star/followers", token);
     item = json_array_get(json_object_get(list, "items"), 3); // fan1 follows star, star follows it
     assert_string_equal(harness_str(item, "username"), "fan1");
     assert_false(s_bool(item, "followed_by_me"));
@@ -530,28 +496,29 @@ static void test_lists_pagination(void **state)
     //  Pages of two, newest first; a follow made between pages does not
     //  shift the later pages (no duplicates, no skips).
     char path[512];
-    json_t *page1 = s_get_list("/api/v1/users/star/followers?limit=2", token);
+    json_t *page1 = fx_get_page("/api/v1/users/star/followers?limit=2", token);
     char names[256];
     assert_string_equal(s_names(page1, names, sizeof names), "fan4,fan3");
     const char *cursor = harness_str(page1, "next_cursor");
     assert_non_null(cursor);
     json_t *late = s_register("late_fan");
     s_follow("POST", s_token(late), "star", "following");
-    json_t *page2 = s_get_list(
-        s_path(path, sizeof path, "/api/v1/users/star/followers?limit=2&cursor=%s", cursor), token);
+    json_t *page2 = fx_get_page(
+        fx_path(path, sizeof path, "/api/v1/users/star/followers?limit=2&cursor=%s", cursor),
+        token);
     assert_string_equal(s_names(page2, names, sizeof names), "fan2,fan1");
     //  A cursor stays valid when its row goes: fan1 unfollows.
     const char *cursor2 = harness_str(page2, "next_cursor");
     assert_non_null(cursor2);
     s_follow("DELETE", s_token(fans[1]), "star", "none");
-    json_t *page3 = s_get_list(
-        s_path(path, sizeof path, "/api/v1/users/star/followers?limit=2&cursor=%s", cursor2),
+    json_t *page3 = fx_get_page(
+        fx_path(path, sizeof path, "/api/v1/users/star/followers?limit=2&cursor=%s", cursor2),
         token);
     assert_string_equal(s_names(page3, names, sizeof names), "fan0");
     assert_true(json_is_null(json_object_get(page3, "next_cursor")));
     //  The same cursor on the same list again gives the same page.
-    json_t *again = s_get_list(
-        s_path(path, sizeof path, "/api/v1/users/star/followers?limit=2&cursor=%s", cursor2),
+    json_t *again = fx_get_page(
+        fx_path(path, sizeof path, "/api/v1/users/star/followers?limit=2&cursor=%s", cursor2),
         token);
     assert_string_equal(s_names(again, names, sizeof names), "fan0");
     json_decref(again);
@@ -567,9 +534,9 @@ static void test_lists_pagination(void **state)
     const char *bad_limits[] = {"0", "-1", "abc", "1.5", "", "00000000000000000000", NULL};
     for (int i = 0; bad_limits[i]; i++) {
         http_response_t r;
-        s_call("GET",
-               s_path(path, sizeof path, "/api/v1/users/star/followers?limit=%s", bad_limits[i]),
-               token, NULL, &r);
+        fx_call("GET",
+                fx_path(path, sizeof path, "/api/v1/users/star/followers?limit=%s", bad_limits[i]),
+                token, NULL, &r);
         s_expect_error(&r, 400, "invalid");
         assert_true(http_error_names(&r, "limit"));
         http_response_clear(&r);
@@ -587,8 +554,8 @@ static void test_lists_pagination(void **state)
     for (int i = 0; bad_cursors[i]; i++)
         for (int j = 0; lists[j]; j++) {
             http_response_t r;
-            s_call("GET", s_path(path, sizeof path, "%s?cursor=%s", lists[j], bad_cursors[i]),
-                   token, NULL, &r);
+            fx_call("GET", fx_path(path, sizeof path, "%s?cursor=%s", lists[j], bad_cursors[i]),
+                    token, NULL, &r);
             s_expect_error(&r, 400, "invalid");
             assert_true(http_error_names(&r, "cursor"));
             http_response_clear(&r);
@@ -645,7 +612,7 @@ static void test_blocks(void **state)
     //  The block list.
     s_expect_names("/api/v1/me/blocked", ta, "ben");
     s_expect_names("/api/v1/me/blocked", tb, "");
-    json_t *blocked = s_get_list("/api/v1/me/blocked", ta);
+    json_t *blocked = fx_get_page("/api/v1/me/blocked", ta);
     json_t *item = json_array_get(json_object_get(blocked, "items"), 0);
     assert_string_equal(harness_str(item, "follow_state"), "none");
     assert_int_equal(s_int(item, "followers_count"), 1);
@@ -969,7 +936,7 @@ static void test_user_deleted(void **state)
     s_expect_relation(s_token(kim), "amy", 1, 1, false, false, "none");
 
     http_response_t r;
-    s_call("DELETE", "/api/v1/me", s_token(dan), json_pack("{s:s}", "password", PASSWORD), &r);
+    fx_call("DELETE", "/api/v1/me", s_token(dan), json_pack("{s:s}", "password", PASSWORD), &r);
     assert_int_equal(r.status, 204);
     http_response_clear(&r);
     //  Every edge of dan goes, with an event each; amy's counters follow.
@@ -991,12 +958,6 @@ static void test_user_deleted(void **state)
     json_decref(amy);
     json_decref(kim);
     json_decref(pat);
-}
-
-static void test_still_healthy(void **state)
-{
-    (void)state;
-    assert_int_equal(s_status("GET", "/readyz", NULL), 200);
 }
 
 int main(int argc, char **argv)
@@ -1023,7 +984,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_internal_methods),
         cmocka_unit_test(test_identity_decoration),
         cmocka_unit_test(test_user_deleted),
-        cmocka_unit_test(test_still_healthy),
+        cmocka_unit_test(fx_test_still_healthy),
     };
     int failed = cmocka_run_group_tests_name("graph", tests, NULL, NULL);
     rpc_client_destroy(&s_client);

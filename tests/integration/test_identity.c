@@ -9,6 +9,7 @@
     SIGTERM or printed a sanitizer report.
 */
 #include "errors.h"
+#include "fixtures.h"
 #include "harness.h"
 #include "rpc.h"
 
@@ -32,21 +33,11 @@
 
 //  ---- helpers ---------------------------------------------------------------
 
-//  Sends body (stolen, may be NULL) and returns the status; the response
-//  stays in *r for the caller to inspect and clear.
-static long s_call(const char *method, const char *path, const char *token, json_t *body,
-                   http_response_t *r)
-{
-    long status = http_json(method, path, token, body, r);
-    json_decref(body);
-    return status;
-}
-
 //  Status of a call whose body is not needed.
 static long s_status(const char *method, const char *path, const char *token, json_t *body)
 {
     http_response_t r;
-    long status = s_call(method, path, token, body, &r);
+    long status = fx_call(method, path, token, body, &r);
     http_response_clear(&r);
     return status;
 }
@@ -71,8 +62,8 @@ static const char *s_refresh(const json_t *session)
 static json_t *s_login(const char *login, const char *password)
 {
     http_response_t r;
-    long status = s_call("POST", "/api/v1/auth/login", NULL,
-                         json_pack("{s:s, s:s}", "login", login, "password", password), &r);
+    long status = fx_call("POST", "/api/v1/auth/login", NULL,
+                          json_pack("{s:s, s:s}", "login", login, "password", password), &r);
     json_t *session = status == 200 ? json_incref(r.json) : NULL;
     http_response_clear(&r);
     return session;
@@ -100,7 +91,7 @@ static void s_call_error(const char *method, const char *path, const char *token
                          long status, const char *code, const char *field)
 {
     http_response_t r;
-    s_call(method, path, token, body, &r);
+    fx_call(method, path, token, body, &r);
     s_expect_error(&r, status, code, field, NULL);
     http_response_clear(&r);
 }
@@ -192,11 +183,11 @@ static void test_register_shape(void **state)
 {
     (void)state;
     http_response_t r;
-    long status = s_call("POST", "/api/v1/auth/register", NULL,
-                         json_pack("{s:s, s:s, s:s, s:s}", "username", "Ann.Shape_1", "email",
-                                   "Ann.Shape@Example.COM", "password", PASSWORD, "display_name",
-                                   "Ann Shape"),
-                         &r);
+    long status = fx_call("POST", "/api/v1/auth/register", NULL,
+                          json_pack("{s:s, s:s, s:s, s:s}", "username", "Ann.Shape_1", "email",
+                                    "Ann.Shape@Example.COM", "password", PASSWORD, "display_name",
+                                    "Ann Shape"),
+                          &r);
     assert_int_equal(status, 201);
     s_check_session(r.json);
     json_t *user = json_object_get(r.json, "user");
@@ -210,7 +201,7 @@ static void test_register_shape(void **state)
 
     //  The access token works at once and names the same user.
     http_response_t me;
-    assert_int_equal(s_call("GET", "/api/v1/me", s_access(r.json), NULL, &me), 200);
+    assert_int_equal(fx_call("GET", "/api/v1/me", s_access(r.json), NULL, &me), 200);
     assert_string_equal(harness_str(me.json, "id"), harness_str(user, "id"));
     assert_string_equal(harness_str(me.json, "email"), "Ann.Shape@Example.COM");
     http_response_clear(&me);
@@ -222,32 +213,33 @@ static void test_register_shape(void **state)
     json_decref(session);
 }
 
+//  POST /auth/register {username, email, password}; the answer in *r.
+static long s_register_call(const char *username, const char *email, const char *password,
+                            http_response_t *r)
+{
+    return fx_call(
+        "POST", "/api/v1/auth/register", NULL,
+        json_pack("{s:s, s:s, s:s}", "username", username, "email", email, "password", password),
+        r);
+}
+
 static void test_register_conflicts(void **state)
 {
     (void)state;
     json_decref(s_register("bob"));
     http_response_t r;
     //  The same username in another case.
-    s_call("POST", "/api/v1/auth/register", NULL,
-           json_pack("{s:s, s:s, s:s}", "username", "BoB", "email", "other@example.com", "password",
-                     PASSWORD),
-           &r);
+    s_register_call("BoB", "other@example.com", PASSWORD, &r);
     s_expect_error(&r, 409, "conflict", "username", NULL);
     assert_false(http_error_names(&r, "email"));
     http_response_clear(&r);
     //  The same email in another case.
-    s_call("POST", "/api/v1/auth/register", NULL,
-           json_pack("{s:s, s:s, s:s}", "username", "bob2", "email", "BOB@EXAMPLE.com", "password",
-                     PASSWORD),
-           &r);
+    s_register_call("bob2", "BOB@EXAMPLE.com", PASSWORD, &r);
     s_expect_error(&r, 409, "conflict", "email", NULL);
     assert_false(http_error_names(&r, "username"));
     http_response_clear(&r);
     //  Both.
-    s_call("POST", "/api/v1/auth/register", NULL,
-           json_pack("{s:s, s:s, s:s}", "username", "Bob", "email", "Bob@example.com", "password",
-                     PASSWORD),
-           &r);
+    s_register_call("Bob", "Bob@example.com", PASSWORD, &r);
     s_expect_error(&r, 409, "conflict", "username", "email", NULL);
     http_response_clear(&r);
 }
@@ -281,10 +273,10 @@ static void test_register_validation(void **state)
         "a@example.", "a@.com x", NULL};
     for (int i = 0; bad_emails[i]; i++) {
         http_response_t r;
-        s_call("POST", "/api/v1/auth/register", NULL,
-               json_pack("{s:s, s:s, s:s}", "username", "email_case", "email", bad_emails[i],
-                         "password", PASSWORD),
-               &r);
+        fx_call("POST", "/api/v1/auth/register", NULL,
+                json_pack("{s:s, s:s, s:s}", "username", "email_case", "email", bad_emails[i],
+                          "password", PASSWORD),
+                &r);
         s_expect_error(&r, 400, "invalid", "email", NULL);
         http_response_clear(&r);
     }
@@ -328,23 +320,23 @@ static void test_register_types(void **state)
     (void)state;
     http_response_t r;
     //  Wrong JSON types are named, all at once, never coerced.
-    s_call(
+    fx_call(
         "POST", "/api/v1/auth/register", NULL,
         json_pack("{s:i, s:b, s:[], s:{}}", "username", 42, "email", 1, "password", "display_name"),
         &r);
     s_expect_error(&r, 400, "invalid", "username", "email", "password", "display_name", NULL);
     http_response_clear(&r);
-    s_call("POST", "/api/v1/auth/register", NULL,
-           json_pack("{s:s, s:s, s:s, s:n}", "username", "types_null", "email",
-                     "types_null@example.com", "password", PASSWORD, "display_name"),
-           &r);
+    fx_call("POST", "/api/v1/auth/register", NULL,
+            json_pack("{s:s, s:s, s:s, s:n}", "username", "types_null", "email",
+                      "types_null@example.com", "password", PASSWORD, "display_name"),
+            &r);
     s_expect_error(&r, 400, "invalid", "display_name", NULL);
     http_response_clear(&r);
     //  Missing fields.
-    s_call("POST", "/api/v1/auth/register", NULL, json_object(), &r);
+    fx_call("POST", "/api/v1/auth/register", NULL, json_object(), &r);
     s_expect_error(&r, 400, "invalid", "username", "email", "password", NULL);
     http_response_clear(&r);
-    s_call("POST", "/api/v1/auth/register", NULL, json_pack("{s:s}", "username", "only_name"), &r);
+    fx_call("POST", "/api/v1/auth/register", NULL, json_pack("{s:s}", "username", "only_name"), &r);
     s_expect_error(&r, 400, "invalid", "email", "password", NULL);
     assert_false(http_error_names(&r, "username"));
     http_response_clear(&r);
@@ -353,10 +345,10 @@ static void test_register_types(void **state)
     s_expect_error(&r, 400, "invalid", NULL);
     http_response_clear(&r);
     //  Unknown fields are ignored.
-    s_call("POST", "/api/v1/auth/register", NULL,
-           json_pack("{s:s, s:s, s:s, s:i, s:s}", "username", "unknown_fields", "email",
-                     "unknown_fields@example.com", "password", PASSWORD, "karma", 9000, "id", "1"),
-           &r);
+    fx_call("POST", "/api/v1/auth/register", NULL,
+            json_pack("{s:s, s:s, s:s, s:i, s:s}", "username", "unknown_fields", "email",
+                      "unknown_fields@example.com", "password", PASSWORD, "karma", 9000, "id", "1"),
+            &r);
     assert_int_equal(r.status, 201);
     http_response_clear(&r);
 }
@@ -393,16 +385,16 @@ static void test_login(void **state)
 
     //  Wrong password and unknown user: the same answer...
     http_response_t r;
-    s_call("POST", "/api/v1/auth/login", NULL,
-           json_pack("{s:s, s:s}", "login", "carol", "password", "wrong password"), &r);
+    fx_call("POST", "/api/v1/auth/login", NULL,
+            json_pack("{s:s, s:s}", "login", "carol", "password", "wrong password"), &r);
     s_expect_error(&r, 401, "invalid_credentials", NULL);
     http_response_clear(&r);
-    s_call("POST", "/api/v1/auth/login", NULL,
-           json_pack("{s:s, s:s}", "login", "nobody_here", "password", PASSWORD), &r);
+    fx_call("POST", "/api/v1/auth/login", NULL,
+            json_pack("{s:s, s:s}", "login", "nobody_here", "password", PASSWORD), &r);
     s_expect_error(&r, 401, "invalid_credentials", NULL);
     http_response_clear(&r);
-    s_call("POST", "/api/v1/auth/login", NULL,
-           json_pack("{s:s, s:s}", "login", "nobody@example.com", "password", PASSWORD), &r);
+    fx_call("POST", "/api/v1/auth/login", NULL,
+            json_pack("{s:s, s:s}", "login", "nobody@example.com", "password", PASSWORD), &r);
     s_expect_error(&r, 401, "invalid_credentials", NULL);
     http_response_clear(&r);
 
@@ -422,11 +414,11 @@ static void test_login(void **state)
     assert_true(wrong * 3 > unknown);
 
     //  Missing and mistyped fields.
-    s_call("POST", "/api/v1/auth/login", NULL, json_object(), &r);
+    fx_call("POST", "/api/v1/auth/login", NULL, json_object(), &r);
     s_expect_error(&r, 400, "invalid", "login", "password", NULL);
     http_response_clear(&r);
-    s_call("POST", "/api/v1/auth/login", NULL, json_pack("{s:i, s:b}", "login", 42, "password", 1),
-           &r);
+    fx_call("POST", "/api/v1/auth/login", NULL, json_pack("{s:i, s:b}", "login", 42, "password", 1),
+            &r);
     s_expect_error(&r, 400, "invalid", "login", "password", NULL);
     http_response_clear(&r);
     json_decref(registered);
@@ -436,8 +428,8 @@ static void test_login(void **state)
 
 static json_t *s_refresh_call(const char *refresh_token, http_response_t *r)
 {
-    s_call("POST", "/api/v1/auth/refresh", NULL, json_pack("{s:s}", "refresh_token", refresh_token),
-           r);
+    fx_call("POST", "/api/v1/auth/refresh", NULL,
+            json_pack("{s:s}", "refresh_token", refresh_token), r);
     return r->json;
 }
 
@@ -495,8 +487,8 @@ static void test_logout(void **state)
     json_t *rotated = json_incref(r.json);
     http_response_clear(&r);
 
-    s_call("POST", "/api/v1/auth/logout", NULL,
-           json_pack("{s:s}", "refresh_token", s_refresh(rotated)), &r);
+    fx_call("POST", "/api/v1/auth/logout", NULL,
+            json_pack("{s:s}", "refresh_token", s_refresh(rotated)), &r);
     assert_int_equal(r.status, 204);
     assert_int_equal(r.body_size, 0);
     http_response_clear(&r);
@@ -531,29 +523,29 @@ static void test_me_get_patch(void **state)
     s_call_error("GET", "/api/v1/me", NULL, NULL, 401, "unauthenticated", NULL);
     s_call_error("PATCH", "/api/v1/me", NULL, json_object(), 401, "unauthenticated", NULL);
 
-    assert_int_equal(s_call("GET", "/api/v1/me", token, NULL, &r), 200);
+    assert_int_equal(fx_call("GET", "/api/v1/me", token, NULL, &r), 200);
     json_t *before = json_incref(r.json);
     http_response_clear(&r);
     assert_true(s_is_time(harness_str(before, "created_at")));
     assert_string_equal(harness_str(before, "email"), "frank@example.com");
 
     //  An empty PATCH changes nothing; unknown fields are ignored.
-    assert_int_equal(s_call("PATCH", "/api/v1/me", token, json_object(), &r), 200);
+    assert_int_equal(fx_call("PATCH", "/api/v1/me", token, json_object(), &r), 200);
     assert_true(json_equal(r.json, before));
     http_response_clear(&r);
-    assert_int_equal(s_call("PATCH", "/api/v1/me", token,
-                            json_pack("{s:s, s:i}", "username", "hijack", "followers_count", 5),
-                            &r),
+    assert_int_equal(fx_call("PATCH", "/api/v1/me", token,
+                             json_pack("{s:s, s:i}", "username", "hijack", "followers_count", 5),
+                             &r),
                      200);
     assert_true(json_equal(r.json, before));
     http_response_clear(&r);
 
     //  Every field.
     assert_int_equal(
-        s_call("PATCH", "/api/v1/me", token,
-               json_pack("{s:s, s:s, s:s, s:b}", "display_name", "Frank F.", "bio", "hello",
-                         "website", "https://frank.example/x?y=1", "is_private", 1),
-               &r),
+        fx_call("PATCH", "/api/v1/me", token,
+                json_pack("{s:s, s:s, s:s, s:b}", "display_name", "Frank F.", "bio", "hello",
+                          "website", "https://frank.example/x?y=1", "is_private", 1),
+                &r),
         200);
     assert_string_equal(harness_str(r.json, "display_name"), "Frank F.");
     assert_string_equal(harness_str(r.json, "bio"), "hello");
@@ -562,8 +554,8 @@ static void test_me_get_patch(void **state)
     assert_string_equal(harness_str(r.json, "id"), harness_str(before, "id"));
     http_response_clear(&r);
     //  Only what is sent changes.
-    assert_int_equal(s_call("PATCH", "/api/v1/me", token,
-                            json_pack("{s:s, s:b}", "website", "", "is_private", 0), &r),
+    assert_int_equal(fx_call("PATCH", "/api/v1/me", token,
+                             json_pack("{s:s, s:b}", "website", "", "is_private", 0), &r),
                      200);
     assert_string_equal(harness_str(r.json, "website"), "");
     assert_string_equal(harness_str(r.json, "bio"), "hello");
@@ -572,7 +564,7 @@ static void test_me_get_patch(void **state)
 
     //  bio: 150 code points of 4 bytes each is fine, 151 is not.
     char *bio150 = s_repeat("\xf0\x9f\x98\x80", 150), *bio151 = s_repeat("b", 151);
-    assert_int_equal(s_call("PATCH", "/api/v1/me", token, json_pack("{s:s}", "bio", bio150), &r),
+    assert_int_equal(fx_call("PATCH", "/api/v1/me", token, json_pack("{s:s}", "bio", bio150), &r),
                      200);
     assert_string_equal(harness_str(r.json, "bio"), bio150);
     http_response_clear(&r);
@@ -582,10 +574,10 @@ static void test_me_get_patch(void **state)
     free(bio151);
 
     //  Types and shapes, all named at once.
-    s_call("PATCH", "/api/v1/me", token,
-           json_pack("{s:s, s:i, s:s, s:s, s:i}", "is_private", "yes", "display_name", 7, "website",
-                     "ftp://x.example", "email", "not-an-email", "bio", 1),
-           &r);
+    fx_call("PATCH", "/api/v1/me", token,
+            json_pack("{s:s, s:i, s:s, s:s, s:i}", "is_private", "yes", "display_name", 7,
+                      "website", "ftp://x.example", "email", "not-an-email", "bio", 1),
+            &r);
     s_expect_error(&r, 400, "invalid", "is_private", "display_name", "website", "email", "bio",
                    NULL);
     http_response_clear(&r);
@@ -602,8 +594,8 @@ static void test_me_get_patch(void **state)
     json_decref(s_register("gina"));
     s_call_error("PATCH", "/api/v1/me", token, json_pack("{s:s}", "email", "GINA@example.com"), 409,
                  "conflict", "email");
-    assert_int_equal(s_call("PATCH", "/api/v1/me", token,
-                            json_pack("{s:s}", "email", "Frank.New@Example.com"), &r),
+    assert_int_equal(fx_call("PATCH", "/api/v1/me", token,
+                             json_pack("{s:s}", "email", "Frank.New@Example.com"), &r),
                      200);
     assert_string_equal(harness_str(r.json, "email"), "Frank.New@Example.com");
     http_response_clear(&r);
@@ -625,24 +617,24 @@ static void test_me_other_user(void **state)
     json_t *a = s_register("hana");
     json_t *b = s_register("ivan");
     http_response_t r;
-    assert_int_equal(s_call("GET", "/api/v1/users/hana", NULL, NULL, &r), 200);
+    assert_int_equal(fx_call("GET", "/api/v1/users/hana", NULL, NULL, &r), 200);
     json_t *a_before = json_incref(r.json);
     http_response_clear(&r);
 
     //  B's token only ever touches B, whatever the body says.
     const char *a_id = harness_str(json_object_get(a, "user"), "id");
-    assert_int_equal(s_call("PATCH", "/api/v1/me", s_access(b),
-                            json_pack("{s:s, s:s, s:s, s:s}", "id", a_id, "user_id", a_id,
-                                      "username", "hana", "display_name", "not hana"),
-                            &r),
+    assert_int_equal(fx_call("PATCH", "/api/v1/me", s_access(b),
+                             json_pack("{s:s, s:s, s:s, s:s}", "id", a_id, "user_id", a_id,
+                                       "username", "hana", "display_name", "not hana"),
+                             &r),
                      200);
     assert_string_equal(harness_str(r.json, "username"), "ivan");
     assert_string_equal(harness_str(r.json, "display_name"), "not hana");
     http_response_clear(&r);
-    assert_int_equal(s_call("GET", "/api/v1/users/hana", NULL, NULL, &r), 200);
+    assert_int_equal(fx_call("GET", "/api/v1/users/hana", NULL, NULL, &r), 200);
     assert_true(json_equal(r.json, a_before));
     http_response_clear(&r);
-    assert_int_equal(s_call("GET", "/api/v1/me", s_access(a), NULL, &r), 200);
+    assert_int_equal(fx_call("GET", "/api/v1/me", s_access(a), NULL, &r), 200);
     assert_string_equal(harness_str(r.json, "display_name"), "");
     http_response_clear(&r);
     json_decref(a_before);
@@ -682,10 +674,10 @@ static void test_password_change(void **state)
 
     //  Change, keeping session 1 (the caller's refresh token).
     http_response_t r;
-    s_call("PUT", "/api/v1/me/password", token,
-           json_pack("{s:s, s:s, s:s}", "current_password", PASSWORD, "new_password",
-                     "a brand new password", "refresh_token", s_refresh(s1)),
-           &r);
+    fx_call("PUT", "/api/v1/me/password", token,
+            json_pack("{s:s, s:s, s:s}", "current_password", PASSWORD, "new_password",
+                      "a brand new password", "refresh_token", s_refresh(s1)),
+            &r);
     assert_int_equal(r.status, 204);
     assert_int_equal(r.body_size, 0);
     http_response_clear(&r);
@@ -785,7 +777,7 @@ static void test_delete(void **state)
     assert_int_equal(s_status("GET", "/api/v1/users/kim", NULL, NULL), 200);
 
     http_response_t r;
-    s_call("DELETE", "/api/v1/me", token, json_pack("{s:s}", "password", PASSWORD), &r);
+    fx_call("DELETE", "/api/v1/me", token, json_pack("{s:s}", "password", PASSWORD), &r);
     assert_int_equal(r.status, 204);
     assert_int_equal(r.body_size, 0);
     http_response_clear(&r);
@@ -823,7 +815,7 @@ static void test_users_get(void **state)
     json_t *viewer = s_register("mark");
     http_response_t r;
 
-    assert_int_equal(s_call("GET", "/api/v1/users/lena", NULL, NULL, &r), 200);
+    assert_int_equal(fx_call("GET", "/api/v1/users/lena", NULL, NULL, &r), 200);
     s_check_public_user(r.json);
     assert_string_equal(harness_str(r.json, "username"), "lena");
     assert_string_equal(harness_str(r.json, "id"),
@@ -834,7 +826,7 @@ static void test_users_get(void **state)
     assert_null(json_object_get(r.json, "followed_by_me"));
     http_response_clear(&r);
 
-    assert_int_equal(s_call("GET", "/api/v1/users/LeNa", s_access(viewer), NULL, &r), 200);
+    assert_int_equal(fx_call("GET", "/api/v1/users/LeNa", s_access(viewer), NULL, &r), 200);
     s_check_public_user(r.json);
     assert_null(json_object_get(r.json, "email"));
     assert_true(json_is_false(json_object_get(r.json, "followed_by_me")));

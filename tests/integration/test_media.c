@@ -15,10 +15,12 @@
     answers after all the bad input.
 */
 #include "errors.h"
+#include "db.h"
 #include "harness.h"
 #include "rpc.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1469,6 +1471,97 @@ static void test_user_deleted(void **state)
     json_decref(erin);
 }
 
+//  The users projection (schemas/media/002_users.sql): authors come from
+//  media's own table, so a page of posts renders while identity is frozen;
+//  a user the projection does not hold is asked of identity; an account's
+//  change reaches the projection through identity.user.updated.
+static int64_t s_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+//  Polls media.users until the row of `id` has `column` = `want` (NULL:
+//  until the row exists), for at most 5 s. True when it did.
+static bool s_wait_projection(db_t *db, const char *id, const char *column, const char *want)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT coalesce(%s::text, '') FROM users WHERE id = $1", column);
+    const char *params[] = {id};
+    for (int attempt = 0; attempt < 100; attempt++) {
+        PGresult *res = db_query(db, sql, 1, params);
+        bool done = res && PQntuples(res) == 1 && (!want || streq(PQgetvalue(res, 0, 0), want));
+        PQclear(res);
+        if (done) return true;
+        usleep(50 * 1000);
+    }
+    return false;
+}
+
+static void test_author_projection(void **state)
+{
+    char name[32];
+    json_t *ann = s_register("projected", name);
+    json_t *post = s_post(s_token(ann), "seen without identity");
+    db_t *db = db_new(harness_database_url(), "media");
+    assert_non_null(db);
+    assert_true(s_wait_projection(db, s_user_id(ann), "username", name));
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/posts/%s", s_id(post));
+
+    //  Identity frozen (SIGSTOP: the broker still routes to it, so a call
+    //  would wait for its deadline): the post still renders at once.
+    assert_int_equal(harness_signal("identity", SIGSTOP), 0);
+    http_response_t r;
+    int64_t started = s_ms();
+    long anonymous = s_call("GET", path, NULL, NULL, &r);
+    int64_t took = s_ms() - started;
+    const char *author =
+        anonymous == 200 ? harness_str(json_object_get(r.json, "author"), "username") : NULL;
+    bool author_ok = author && streq(author, name);
+    http_response_clear(&r);
+    long own = s_call("GET", path, s_token(ann), NULL, &r);
+    http_response_clear(&r);
+    assert_int_equal(harness_signal("identity", SIGCONT), 0);
+    assert_int_equal(anonymous, 200);
+    assert_true(author_ok);
+    assert_int_equal(own, 200);
+    assert_true(took < 2000);
+
+    //  A user missing from the projection is asked of identity.
+    const char *params[] = {s_user_id(ann)};
+    assert_int_equal(db_exec(db, "DELETE FROM users WHERE id = $1", 1, params), 1);
+    assert_int_equal(s_call("GET", path, NULL, NULL, &r), 200);
+    assert_string_equal(harness_str(json_object_get(r.json, "author"), "username"), name);
+    http_response_clear(&r);
+
+    //  A change comes back through identity.user.updated: the row again,
+    //  now private (so the anonymous reader no longer sees the post).
+    json_t *patch = json_pack("{s:b}", "is_private", 1);
+    assert_int_equal(s_call("PATCH", "/api/v1/me", s_token(ann), patch, &r), 200);
+    http_response_clear(&r);
+    assert_true(s_wait_projection(db, s_user_id(ann), "is_private", "true"));
+    assert_int_equal(s_status("GET", path, NULL, NULL), 404);
+    assert_int_equal(s_status("GET", path, s_token(ann), NULL), 200);
+
+    //  Deleting the account removes its row.
+    assert_int_equal(
+        s_status("DELETE", "/api/v1/me", s_token(ann), json_pack("{s:s}", "password", PASSWORD)),
+        204);
+    bool gone = false;
+    for (int attempt = 0; attempt < 100 && !gone; attempt++) {
+        PGresult *res = db_query(db, "SELECT 1 FROM users WHERE id = $1", 1, params);
+        gone = res && PQntuples(res) == 0;
+        PQclear(res);
+        if (!gone) usleep(50 * 1000);
+    }
+    assert_true(gone);
+    db_destroy(&db);
+    json_decref(post);
+    json_decref(ann);
+}
+
 static void test_still_healthy(void **state)
 {
     json_t *ann = s_register("last", NULL);
@@ -1509,6 +1602,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_posts_count),
         cmocka_unit_test(test_internal_methods),
         cmocka_unit_test(test_user_deleted),
+        cmocka_unit_test(test_author_projection),
         cmocka_unit_test(test_still_healthy),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -969,6 +969,200 @@ static long s_gateway_rss_kib(void)
     return rss;
 }
 
+//  ---- frame limits: what a client announces cannot make the gateway allocate ----
+
+//  Writes a client frame header announcing length bytes (FIN set; masked
+//  unless told otherwise; the mask key follows). Returns its size.
+static size_t s_frame_header(unsigned char *out, int opcode, uint64_t length, bool masked)
+{
+    size_t used = 0;
+    out[used++] = (unsigned char)(0x80 | opcode);
+    unsigned char mask_bit = masked ? 0x80 : 0;
+    if (length < 126) {
+        out[used++] = (unsigned char)(mask_bit | length);
+    } else if (length <= 0xffff) {
+        out[used++] = mask_bit | 126;
+        out[used++] = (unsigned char)(length >> 8);
+        out[used++] = (unsigned char)length;
+    } else {
+        out[used++] = mask_bit | 127;
+        for (int i = 7; i >= 0; i--)
+            out[used++] = (unsigned char)(length >> (8 * i));
+    }
+    if (masked) {
+        memset(out + used, 0, 4); // a zero mask: the payload goes as is
+        used += 4;
+    }
+    return used;
+}
+
+//  Sends up to size bytes of junk without blocking (the gateway may stop
+//  reading, or close, at any point). Returns what went out.
+static size_t s_send_junk(int fd, size_t size, int timeout_ms)
+{
+    static char junk[65536];
+    memset(junk, 'x', sizeof junk);
+    long long deadline = s_now_ms() + timeout_ms;
+    size_t sent = 0;
+    while (sent < size && s_now_ms() < deadline) {
+        size_t chunk = size - sent < sizeof junk ? size - sent : sizeof junk;
+        ssize_t n = send(fd, junk, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {fd, POLLOUT, 0};
+            poll(&pfd, 1, 50);
+        } else {
+            break; // closed by the gateway: fine
+        }
+    }
+    return sent;
+}
+
+//  Expects ws to get a close frame with code within 3 s, and then the end
+//  of the connection within 3 s more.
+static void s_expect_close(ws_t *ws, int code)
+{
+    char *payload = NULL;
+    int opcode = 0;
+    do {
+        free(payload);
+        payload = NULL;
+        opcode = s_ws_read(ws, 3000, &payload, NULL);
+    } while (opcode == 1); // frames queued before the close
+    free(payload);
+    if (opcode != 8) fprintf(stderr, "expected a close frame, got %d\n", opcode);
+    assert_int_equal(opcode, 8);
+    assert_int_equal(ws->close_code, code);
+    payload = NULL;
+    assert_int_equal(s_ws_read(ws, 3000, &payload, NULL), -1);
+}
+
+#define HUGE_CLIENTS 16
+
+static void test_ws_frame_limits(void **state)
+{
+    (void)state;
+    user_t ann;
+    s_user(&ann, "fl_ann");
+    //  keeper stays open throughout: the gateway must keep serving it.
+    ws_t *keeper = calloc(1, sizeof *keeper), *ws = calloc(1, sizeof *ws);
+    ws_t *many = calloc(HUGE_CLIENTS, sizeof *many);
+    assert_non_null(keeper);
+    assert_non_null(ws);
+    assert_non_null(many);
+    s_ws_user(keeper, &ann);
+    long before = s_gateway_rss_kib();
+    unsigned char header[14];
+
+    //  A 2^62-byte frame: closed 1009 at once (signed in or not).
+    for (int signed_in = 0; signed_in < 2; signed_in++) {
+        if (signed_in)
+            s_ws_user(ws, &ann);
+        else
+            assert_int_equal(s_ws_open(ws, NULL), 101);
+        size_t size = s_frame_header(header, 1, (uint64_t)1 << 62, true);
+        assert_int_equal(send(ws->fd, header, size, MSG_NOSIGNAL), (ssize_t)size);
+        s_expect_close(ws, 1009);
+        s_ws_close(ws);
+    }
+
+    //  A 1 MiB frame, sent in full: closed 1009, nothing of it kept.
+    s_ws_user(ws, &ann);
+    size_t size = s_frame_header(header, 1, 1 << 20, true);
+    assert_int_equal(send(ws->fd, header, size, MSG_NOSIGNAL), (ssize_t)size);
+    s_send_junk(ws->fd, 1 << 20, 2000);
+    s_expect_close(ws, 1009);
+    s_ws_close(ws);
+
+    //  Sixteen clients at once each announce 1 GiB (under civetweb's own
+    //  2 GiB cap, so civetweb alone would allocate it and keep what comes)
+    //  and send 1 MiB of it before reading: the gateway's memory does not
+    //  grow by what they send.
+    for (int i = 0; i < HUGE_CLIENTS; i++) {
+        s_ws_user(&many[i], &ann);
+        size = s_frame_header(header, 2, (uint64_t)1 << 30, true);
+        assert_int_equal(send(many[i].fd, header, size, MSG_NOSIGNAL), (ssize_t)size);
+    }
+    size_t pushed = 0;
+    for (int i = 0; i < HUGE_CLIENTS; i++)
+        pushed += s_send_junk(many[i].fd, 1 << 20, 1000);
+    long during = s_gateway_rss_kib();
+    for (int i = 0; i < HUGE_CLIENTS; i++) {
+        s_expect_close(&many[i], 1009);
+        s_ws_close(&many[i]);
+    }
+    long after = s_gateway_rss_kib();
+    fprintf(stderr,
+            "frame limits: %d clients announced 1 GiB each and pushed %zu KiB in all; gateway "
+            "RSS %ld KiB before, %ld KiB while they sent, %ld KiB after\n",
+            HUGE_CLIENTS, pushed / 1024, before, during, after);
+    //  Lenient (thread stacks, allocator noise, sanitizers): well under
+    //  the 16 MiB a buffering reader would hold.
+    if (before > 0) {
+        assert_true(during - before < 8 * 1024);
+        assert_true(after - before < 8 * 1024);
+    }
+
+    //  The limit is 8 KiB of message: 8192 bytes are served, 8193 closed.
+    s_ws_user(ws, &ann);
+    char *big = malloc(8194);
+    assert_non_null(big);
+    int length = snprintf(big, 8194, "{\"type\":\"ping\",\"pad\":\"");
+    memset(big + length, 'p', (size_t)(8192 - length - 2));
+    memcpy(big + 8190, "\"}", 3);
+    assert_int_equal(strlen(big), 8192);
+    assert_int_equal(s_send_text(ws, big), 0);
+    json_t *frame = s_ws_expect(ws, "pong", 3000);
+    assert_non_null(frame);
+    json_decref(frame);
+    memcpy(big + 8190, " \"}", 4);
+    assert_int_equal(strlen(big), 8193);
+    assert_int_equal(s_send_text(ws, big), 0);
+    s_expect_close(ws, 1009);
+    s_ws_close(ws);
+    free(big);
+
+    //  Protocol errors close 1002: an unmasked client frame, a long ping.
+    s_ws_user(ws, &ann);
+    size = s_frame_header(header, 1, 2, false);
+    memcpy(header + size, "{}", 2);
+    assert_int_equal(send(ws->fd, header, size + 2, MSG_NOSIGNAL), (ssize_t)(size + 2));
+    s_expect_close(ws, 1002);
+    s_ws_close(ws);
+    s_ws_user(ws, &ann);
+    size = s_frame_header(header, 9, 126, true);
+    assert_int_equal(send(ws->fd, header, size, MSG_NOSIGNAL), (ssize_t)size);
+    s_expect_close(ws, 1002);
+    s_ws_close(ws);
+
+    //  A WebSocket ping is answered with a pong carrying its payload.
+    s_ws_user(ws, &ann);
+    assert_int_equal(s_send_frame(ws, 9, "abc", 3), 0);
+    long long deadline = s_now_ms() + 3000;
+    bool ponged = false;
+    while (!ponged && s_now_ms() < deadline) {
+        if (s_fill(ws, 5, deadline) != 1) break;
+        ponged = ws->buf[0] == 0x8a && ws->buf[1] == 3 && memcmp(ws->buf + 2, "abc", 3) == 0;
+        if (!ponged) break;
+    }
+    assert_true(ponged);
+    s_ws_close(ws);
+
+    //  The keeper was served all along, and new streams open.
+    assert_int_equal(s_send_text(keeper, "{\"type\":\"ping\"}"), 0);
+    frame = s_ws_expect(keeper, "pong", 3000);
+    assert_non_null(frame);
+    json_decref(frame);
+    s_ws_user(ws, &ann);
+    s_ws_close(ws);
+    s_ws_close(keeper);
+    assert_int_equal(s_status("GET", "/healthz", NULL, NULL), 200);
+    free(many);
+    free(ws);
+    free(keeper);
+}
+
 #define MANY 1000
 
 static void test_ws_thousand(void **state)
@@ -1092,6 +1286,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ws_auth),
         cmocka_unit_test(test_ws_live),
         cmocka_unit_test(test_ws_token_expiry),
+        cmocka_unit_test(test_ws_frame_limits),
         cmocka_unit_test(test_ws_thousand),
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_still_healthy),

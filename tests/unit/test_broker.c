@@ -2,7 +2,7 @@
 
     Real processes: the broker binary and mock_echo workers (both found next
     to this test binary: <dir of this binary>/../../bin, so the ASan build
-    tests the ASan binaries), started on 127.0.0.1:17000-17099 with their
+    tests the ASan binaries), started on 127.0.0.1:18200-18239 with their
     logs silenced (BROKER_TEST_LOGS=1 shows them). The test process is the
     client (rpc.c) and, for protocol abuse, speaks raw frames.
 
@@ -16,6 +16,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "rpc.h"
+#include "worker.h"
 
 #include <czmq.h>
 #include <fcntl.h>
@@ -35,13 +36,19 @@
 
 #include <cmocka.h>
 
-#define BROKER_A "tcp://127.0.0.1:17000"
-#define EVENTS_PUB_A "tcp://127.0.0.1:17001"
-#define EVENTS_SUB_A "tcp://127.0.0.1:17002"
-#define PORT_A 17000
-#define BROKER_B "tcp://127.0.0.1:17010"
-#define EVENTS_PUB_B "tcp://127.0.0.1:17011"
-#define EVENTS_SUB_B "tcp://127.0.0.1:17012"
+#define BROKER_A "tcp://127.0.0.1:18200"
+#define EVENTS_PUB_A "tcp://127.0.0.1:18201"
+#define EVENTS_SUB_A "tcp://127.0.0.1:18202"
+#define PORT_A 18200
+#define BROKER_B "tcp://127.0.0.1:18210"
+#define EVENTS_PUB_B "tcp://127.0.0.1:18211"
+#define EVENTS_SUB_B "tcp://127.0.0.1:18212"
+#define BROKER_C "tcp://127.0.0.1:18220"
+#define EVENTS_PUB_C "tcp://127.0.0.1:18221"
+#define EVENTS_SUB_C "tcp://127.0.0.1:18222"
+//  Every broker here holds requests for a service without workers (and,
+//  just after its start, for any name) this long: BROKER_HOLD_MS.
+#define HOLD_MS 1500
 #define CHILDREN_MAX 32
 
 extern char **environ;
@@ -50,7 +57,8 @@ static char s_broker_bin[PATH_MAX];
 static char s_mock_bin[PATH_MAX];
 static pid_t s_children[CHILDREN_MAX];
 static pid_t s_broker_a;
-static rpc_client_t *s_client; // on broker A
+static int64_t s_broker_a_started; // mono ms
+static rpc_client_t *s_client;     // on broker A
 
 //  ---------------------------------------------------------------------
 //  Child processes
@@ -140,14 +148,22 @@ static bool s_alive(pid_t pid)
     return waitpid(pid, &status, WNOHANG) == 0;
 }
 
-static pid_t s_start_broker(const char *url, const char *pub, const char *sub)
+//  extra: one more "NAME=value" for the broker, or NULL.
+static pid_t s_start_broker_with(const char *url, const char *pub, const char *sub,
+                                 const char *extra)
 {
-    char a[64], b[64], c[64];
+    char a[64], b[64], c[64], d[64];
     snprintf(a, sizeof a, "BROKER_URL=%s", url);
     snprintf(b, sizeof b, "EVENTS_PUB_URL=%s", pub);
     snprintf(c, sizeof c, "EVENTS_SUB_URL=%s", sub);
-    const char *env[] = {a, b, c, "LOG_LEVEL=debug", NULL};
+    snprintf(d, sizeof d, "BROKER_HOLD_MS=%d", HOLD_MS);
+    const char *env[] = {a, b, c, d, "LOG_LEVEL=debug", extra, NULL};
     return s_spawn(s_broker_bin, env);
+}
+
+static pid_t s_start_broker(const char *url, const char *pub, const char *sub)
+{
+    return s_start_broker_with(url, pub, sub, NULL);
 }
 
 static pid_t s_start_mock(const char *url, const char *service, int workers)
@@ -252,6 +268,9 @@ static void test_sigkill_worker_loses_no_later_request(void **state)
 
 static void test_no_worker_is_503_at_once(void **state)
 {
+    //  Past the hold of a fresh broker, a name no worker ever had fails fast.
+    int64_t grace_left = s_broker_a_started + HOLD_MS + 100 - zclock_mono();
+    if (grace_left > 0) zclock_sleep((int)grace_left);
     for (int i = 0; i < 5; i++) {
         int64_t started = zclock_mono();
         json_t *reply = s_call(s_client, "nobody-here", "anything", NULL, 5000);
@@ -483,6 +502,13 @@ static void test_malformed_frames_are_ignored(void **state)
     for (int i = 0; i < 2; i++) {
         zmsg_t *msg = zmsg_recv(raw);
         assert_non_null(msg);
+        if (zmsg_size(msg) == 3) {
+            //  The echo of its DISCONNECT (an unknown worker leaving).
+            assert_true(zframe_streq(zmsg_last(msg), PROTOCOL_DISCONNECT));
+            zmsg_destroy(&msg);
+            i--;
+            continue;
+        }
         assert_int_equal(zmsg_size(msg), 5);
         zframe_t *frame = zmsg_last(msg);
         json_t *reply = envelope_reply_decode(zframe_data(frame), zframe_size(frame));
@@ -546,6 +572,303 @@ static void test_malformed_frames_are_ignored(void **state)
     assert_int_equal(s_whoami(s_client, "spread", 2000), s_spread_b);
 }
 
+//  ---------------------------------------------------------------------
+//  Holding, bounds, leaving and draining (rolling restarts)
+
+//  A thread making one call on its own client; the result lands in the
+//  struct.
+typedef struct {
+    const char *endpoint;
+    const char *service;
+    const char *method;
+    int ms; // args.ms for sleep
+    int timeout_ms;
+    int status;
+    int64_t took_ms;
+} call_job_t;
+
+static void *s_call_job(void *arg)
+{
+    call_job_t *job = (call_job_t *)arg;
+    rpc_client_t *client = rpc_client_new(job->endpoint);
+    int64_t started = zclock_mono();
+    json_t *reply = s_call(client, job->service, job->method, json_pack("{s:i}", "ms", job->ms),
+                           job->timeout_ms);
+    job->took_ms = zclock_mono() - started;
+    job->status = reply_status(reply);
+    json_decref(reply);
+    rpc_client_destroy(&client);
+    return NULL;
+}
+
+static void test_hold_until_a_worker_comes(void **state)
+{
+    //  A service that had a worker, now has none (a stop-start restart).
+    pid_t old = s_start_mock(BROKER_A, "held", 1);
+    assert_true(s_wait_served_by(s_client, "held", &old, 1, 5000));
+    s_stop_cleanly(old);
+    call_job_t job = {BROKER_A, "held", "echo", 0, 5000, 0, 0};
+    pthread_t thread;
+    pthread_create(&thread, NULL, s_call_job, &job);
+    zclock_sleep(400);
+    pid_t fresh = s_start_mock(BROKER_A, "held", 1);
+    pthread_join(thread, NULL);
+    print_message("held request: %d after %lld ms\n", job.status, (long long)job.took_ms);
+    assert_int_equal(job.status, 200);
+    assert_true(job.took_ms >= 300);
+    s_stop_cleanly(fresh);
+}
+
+static void test_hold_ends_503(void **state)
+{
+    //  "held" has no worker now. The hold (HOLD_MS) ends first: 503.
+    int64_t started = zclock_mono();
+    json_t *reply = s_call(s_client, "held", "echo", NULL, 5000);
+    int64_t took = zclock_mono() - started;
+    print_message("hold ran out: %d after %lld ms\n", reply_status(reply), (long long)took);
+    assert_int_equal(reply_status(reply), 503);
+    assert_string_equal(reply_error_code(reply), ERR_UNAVAILABLE);
+    assert_null(json_object_get(json_object_get(reply, "error"), "retry"));
+    assert_in_range(took, HOLD_MS - 200, HOLD_MS + 1500);
+    json_decref(reply);
+    //  The deadline comes first: still 503 (no worker came), just before
+    //  the caller's deadline, so the caller learns the true reason.
+    started = zclock_mono();
+    reply = s_call(s_client, "held", "echo", NULL, 400);
+    took = zclock_mono() - started;
+    assert_int_equal(reply_status(reply), 503);
+    assert_string_equal(reply_error_code(reply), ERR_UNAVAILABLE);
+    assert_in_range(took, 300, 1200);
+    json_decref(reply);
+}
+
+//  Sends a raw client request from sock with an envelope of size bytes.
+static void s_send_request_raw(zsock_t *sock, const char *service, const char *correlation,
+                               size_t size)
+{
+    char deadline[32];
+    snprintf(deadline, sizeof deadline, "%lld", (long long)(envelope_now_ms() + 5000));
+    char *envelope = (char *)zmalloc(size);
+    memset(envelope, 'x', size);
+    zmsg_t *msg = zmsg_new();
+    zmsg_addmem(msg, "", 0);
+    zmsg_addstr(msg, PROTOCOL_CLIENT);
+    zmsg_addstr(msg, service);
+    zmsg_addstr(msg, correlation);
+    zmsg_addstr(msg, deadline);
+    zmsg_addmem(msg, envelope, size);
+    zmsg_send(&msg, sock);
+    freen(envelope);
+}
+
+//  The status of the next reply on sock within timeout_ms, its correlation
+//  copied to correlation_out; 0 when none came.
+static int s_recv_status(zsock_t *sock, int timeout_ms, char *correlation_out)
+{
+    zsock_set_rcvtimeo(sock, timeout_ms);
+    zmsg_t *msg = zmsg_recv(sock);
+    if (!msg) return 0;
+    int status = -1;
+    if (zmsg_size(msg) == 5) {
+        zmsg_first(msg);
+        zmsg_next(msg);
+        zmsg_next(msg);
+        char *correlation = zframe_strdup(zmsg_next(msg));
+        if (correlation_out) snprintf(correlation_out, 16, "%s", correlation);
+        freen(correlation);
+        zframe_t *frame = zmsg_last(msg);
+        json_t *reply = envelope_reply_decode(zframe_data(frame), zframe_size(frame));
+        status = reply_status(reply);
+        json_decref(reply);
+    }
+    zmsg_destroy(&msg);
+    return status;
+}
+
+static void test_queue_bounds(void **state)
+{
+    //  Broker C: 2 requests per service, 8 KiB over all queues.
+    pid_t broker = s_start_broker_with(BROKER_C, EVENTS_PUB_C, EVENTS_SUB_C, "BROKER_QUEUE_MAX=2");
+    zclock_sleep(100);
+    pid_t worker = s_start_mock(BROKER_C, "bounded", 1);
+    rpc_client_t *client = rpc_client_new(BROKER_C);
+    assert_true(s_wait_served_by(client, "bounded", &worker, 1, 5000));
+    s_stop_cleanly(worker); // known, no worker: requests are held
+    zsock_t *raw = zsock_new_dealer(">" BROKER_C);
+    zsock_set_linger(raw, 0);
+    s_send_request_raw(raw, "bounded", "q1", 10);
+    s_send_request_raw(raw, "bounded", "q2", 10);
+    s_send_request_raw(raw, "bounded", "q3", 10);
+    char correlation[16] = "";
+    int64_t started = zclock_mono();
+    assert_int_equal(s_recv_status(raw, 1000, correlation), 503); // the third, at once
+    assert_string_equal(correlation, "q3");
+    assert_true(zclock_mono() - started < 500);
+    //  The two held ones end with the hold.
+    assert_int_equal(s_recv_status(raw, 3000, NULL), 503);
+    assert_int_equal(s_recv_status(raw, 3000, NULL), 503);
+    zsock_destroy(&raw);
+    rpc_client_destroy(&client);
+    s_stop_cleanly(broker);
+
+    broker = s_start_broker_with(BROKER_C, EVENTS_PUB_C, EVENTS_SUB_C, "BROKER_QUEUE_BYTES=8192");
+    raw = zsock_new_dealer(">" BROKER_C);
+    zsock_set_linger(raw, 0);
+    //  Just started: any name is held; 5 KiB fits, 5 KiB more does not.
+    s_send_request_raw(raw, "anything", "b1", 5000);
+    s_send_request_raw(raw, "anything", "b2", 5000);
+    started = zclock_mono();
+    assert_int_equal(s_recv_status(raw, 1000, correlation), 503);
+    assert_string_equal(correlation, "b2");
+    assert_true(zclock_mono() - started < 500);
+    assert_int_equal(s_recv_status(raw, 3000, correlation), 503); // b1, its hold over
+    assert_string_equal(correlation, "b1");
+    zsock_destroy(&raw);
+    s_stop_cleanly(broker);
+}
+
+//  A request the broker sent before it read the worker's DISCONNECT is
+//  served by that worker, which leaves only at the broker's echo.
+static void test_leaving_worker_answers_what_crossed(void **state)
+{
+    worker_t *worker = worker_new(BROKER_A, "crossing");
+    assert_non_null(worker);
+    //  Wait until the broker knows it (its READY went out at once).
+    worker_request_t request;
+    for (int i = 0; i < 20; i++)
+        worker_recv(worker, &request, 50);
+    call_job_t job = {BROKER_A, "crossing", "echo", 0, 5000, 0, 0};
+    pthread_t thread;
+    pthread_create(&thread, NULL, s_call_job, &job);
+    zclock_sleep(300); // the REQUEST is in our socket, not read
+    assert_int_equal(worker_leave(worker), 0);
+    assert_int_equal(worker_drain(worker, &request, 3000), 1);
+    json_t *ok = reply_ok(200, json_pack("{s:b}", "served", 1));
+    size_t size = 0;
+    char *bytes = envelope_reply_encode(ok, &size);
+    json_decref(ok);
+    assert_int_equal(worker_send(worker, &request, bytes, size), 0);
+    free(bytes);
+    int64_t started = zclock_mono();
+    assert_int_equal(worker_drain(worker, &request, 3000), 0); // the echo
+    assert_true(zclock_mono() - started < 1000);
+    worker_destroy(&worker);
+    pthread_join(thread, NULL);
+    assert_int_equal(job.status, 200);
+
+    //  An idle worker's DISCONNECT is echoed at once.
+    worker = worker_new(BROKER_A, "crossing");
+    for (int i = 0; i < 10; i++)
+        worker_recv(worker, &request, 50);
+    assert_int_equal(worker_leave(worker), 0);
+    started = zclock_mono();
+    assert_int_equal(worker_drain(worker, &request, 3000), 0);
+    assert_true(zclock_mono() - started < 1000);
+    worker_destroy(&worker);
+}
+
+//  A service on SIGTERM answers the request it holds and exits 0.
+static void test_service_sigterm_answers_what_it_holds(void **state)
+{
+    pid_t service = s_start_mock(BROKER_A, "graceful", 1);
+    assert_true(s_wait_served_by(s_client, "graceful", &service, 1, 5000));
+    call_job_t job = {BROKER_A, "graceful", "sleep", 600, 5000, 0, 0};
+    pthread_t thread;
+    pthread_create(&thread, NULL, s_call_job, &job);
+    zclock_sleep(200);
+    s_stop_cleanly(service);
+    pthread_join(thread, NULL);
+    assert_int_equal(job.status, 200);
+    assert_true(job.took_ms >= 500);
+}
+
+//  The broker on SIGTERM forwards the reply of the request in progress,
+//  answers new ones with a retryable 503 (rpc.c sends them again), says
+//  BYE to its clients, and exits 0; the call sent during the drain is
+//  served by the next broker.
+static void test_broker_drain_and_bye(void **state)
+{
+    pid_t broker = s_start_broker(BROKER_C, EVENTS_PUB_C, EVENTS_SUB_C);
+    pid_t worker = s_start_mock(BROKER_C, "drained", 2);
+    rpc_client_t *client = rpc_client_new(BROKER_C);
+    assert_true(s_wait_served_by(client, "drained", &worker, 1, 5000));
+    zsock_t *raw = zsock_new_dealer(">" BROKER_C);
+    zsock_set_linger(raw, 0);
+    s_send_request_raw(raw, "nobody-at-all", "r1", 10); // so the broker knows this client
+    assert_int_equal(s_recv_status(raw, 3000, NULL), 503);
+
+    call_job_t slow = {BROKER_C, "drained", "sleep", 800, 5000, 0, 0};
+    pthread_t slow_thread;
+    pthread_create(&slow_thread, NULL, s_call_job, &slow);
+    zclock_sleep(200);
+    kill(broker, SIGTERM);
+    zclock_sleep(100);
+    call_job_t late = {BROKER_C, "drained", "echo", 0, 6000, 0, 0};
+    pthread_t late_thread;
+    pthread_create(&late_thread, NULL, s_call_job, &late);
+    pthread_join(slow_thread, NULL);
+    assert_int_equal(slow.status, 200); // answered during the drain
+    assert_int_equal(s_stop(broker, SIGTERM), 0);
+    //  The raw client's last message from the broker is BYE.
+    zsock_set_rcvtimeo(raw, 2000);
+    zmsg_t *bye = zmsg_recv(raw);
+    assert_non_null(bye);
+    assert_int_equal(zmsg_size(bye), 3);
+    assert_true(zframe_streq(zmsg_last(bye), RPC_BYE));
+    zmsg_destroy(&bye);
+    zsock_destroy(&raw);
+
+    broker = s_start_broker(BROKER_C, EVENTS_PUB_C, EVENTS_SUB_C);
+    pthread_join(late_thread, NULL);
+    print_message("call made while the broker drained: %d after %lld ms\n", late.status,
+                  (long long)late.took_ms);
+    assert_int_equal(late.status, 200);
+    rpc_client_destroy(&client);
+    s_stop_cleanly(worker);
+    s_stop_cleanly(broker);
+}
+
+//  A request in progress when the broker drains still gets the calls it
+//  makes to other services (they carry its deadline) served, so it
+//  completes; the drain ends when it has.
+static void test_broker_drain_serves_nested_calls(void **state)
+{
+    pid_t broker = s_start_broker(BROKER_C, EVENTS_PUB_C, EVENTS_SUB_C);
+    pid_t child = s_start_mock(BROKER_C, "child", 1);
+    rpc_client_t *client = rpc_client_new(BROKER_C);
+    assert_true(s_wait_served_by(client, "child", &child, 1, 5000));
+    worker_t *parent = worker_new(BROKER_C, "parent");
+    worker_request_t request;
+    for (int i = 0; i < 10; i++)
+        worker_recv(parent, &request, 50);
+    call_job_t job = {BROKER_C, "parent", "echo", 0, 5000, 0, 0};
+    pthread_t thread;
+    pthread_create(&thread, NULL, s_call_job, &job);
+    assert_int_equal(worker_recv(parent, &request, 3000), 1); // in progress
+    envelope_request_t envelope;
+    assert_int_equal(envelope_request_decode(request.envelope, request.envelope_size, &envelope),
+                     0);
+    kill(broker, SIGTERM);
+    zclock_sleep(200); // draining
+    //  The nested call, with the parent's deadline: served.
+    json_t *nested = rpc_call(client, "child", "echo", 0, NULL, NULL, envelope.deadline_ms);
+    assert_int_equal(reply_status(nested), 200);
+    json_decref(nested);
+    json_t *ok = reply_ok(200, json_pack("{s:b}", "parent", 1));
+    size_t size = 0;
+    char *bytes = envelope_reply_encode(ok, &size);
+    json_decref(ok);
+    assert_int_equal(worker_send(parent, &request, bytes, size), 0);
+    free(bytes);
+    envelope_request_clear(&envelope);
+    pthread_join(thread, NULL);
+    assert_int_equal(job.status, 200);
+    assert_int_equal(s_stop(broker, SIGTERM), 0); // exits once the parent answered
+    worker_destroy(&parent);
+    rpc_client_destroy(&client);
+    s_stop_cleanly(child);
+}
+
 static void test_clean_shutdown(void **state)
 {
     s_stop_cleanly(s_spread_b);
@@ -557,6 +880,7 @@ static void test_clean_shutdown(void **state)
 static int s_group_setup(void **state)
 {
     s_broker_a = s_start_broker(BROKER_A, EVENTS_PUB_A, EVENTS_SUB_A);
+    s_broker_a_started = zclock_mono();
     s_client = rpc_client_new(BROKER_A);
     return s_client ? 0 : -1;
 }
@@ -602,6 +926,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_malformed_frames_are_ignored),
         cmocka_unit_test(test_silent_worker_dropped_then_back),
         cmocka_unit_test(test_broker_restart),
+        cmocka_unit_test(test_hold_until_a_worker_comes),
+        cmocka_unit_test(test_hold_ends_503),
+        cmocka_unit_test(test_queue_bounds),
+        cmocka_unit_test(test_leaving_worker_answers_what_crossed),
+        cmocka_unit_test(test_service_sigterm_answers_what_it_holds),
+        cmocka_unit_test(test_broker_drain_and_bye),
+        cmocka_unit_test(test_broker_drain_serves_nested_calls),
         cmocka_unit_test(test_clean_shutdown),
     };
     return cmocka_run_group_tests(tests, s_group_setup, s_group_teardown);

@@ -314,6 +314,72 @@ static void test_transactions(void **state)
     db_destroy(&db);
 }
 
+//  A transaction begun under a deadline cannot wait past it: neither on a
+//  lock another connection holds (lock_timeout 55P03, or statement_timeout
+//  57014, whichever fires first) nor in a slow statement (57014); without a deadline there is no
+//  limit, and the setting does not outlive the transaction.
+static void test_deadline_bounds_transactions(void **state)
+{
+    db_t *db = db_new(s_url, s_schema);
+    db_t *holder = db_new(s_url, s_schema);
+    assert_non_null(db);
+    assert_non_null(holder);
+    assert_int_equal(db_exec_script(db, "CREATE TABLE locked (id int PRIMARY KEY, n int);"
+                                        "INSERT INTO locked VALUES (1, 0)"),
+                     0);
+    assert_int_equal(db_begin(holder), 0);
+    assert_int_equal(db_exec(holder, "UPDATE locked SET n = n + 1 WHERE id = 1", 0, NULL), 1);
+
+    const char *update = "UPDATE locked SET n = n + 10 WHERE id = 1";
+    db_set_deadline(db, zclock_time() + 300);
+    int64_t started = zclock_mono();
+    assert_int_equal(db_begin(db), 0);
+    assert_int_equal(db_exec(db, update, 0, NULL), -1);
+    int64_t waited = zclock_mono() - started;
+    //  Whichever of the two equal timeouts the server noticed first.
+    assert_true(streq(db_last_sqlstate(db), "55P03") || streq(db_last_sqlstate(db), "57014"));
+    db_rollback(db);
+    assert_true(waited >= 200 && waited < 3000); // the lock was held, the deadline ended it
+
+    db_set_deadline(db, zclock_time() + 200);
+    started = zclock_mono();
+    assert_int_equal(db_begin(db), 0);
+    assert_int_equal(db_exec(db, "SELECT pg_sleep(10)", 0, NULL), -1);
+    assert_string_equal(db_last_sqlstate(db), "57014");
+    db_rollback(db);
+    assert_true(zclock_mono() - started < 3000);
+
+    //  A deadline already passed: the transaction's first statement fails.
+    db_set_deadline(db, zclock_time() - 1000);
+    assert_int_equal(db_begin(db), 0);
+    assert_int_equal(db_exec(db, "SELECT pg_sleep(1)", 0, NULL), -1);
+    db_rollback(db);
+
+    //  No deadline: no limit inside transactions, and none left over
+    //  outside them.
+    db_set_deadline(db, 0);
+    assert_int_equal(db_begin(db), 0);
+    PGresult *result = db_query(db, "SHOW statement_timeout", 0, NULL);
+    assert_non_null(result);
+    assert_string_equal(PQgetvalue(result, 0, 0), "0");
+    PQclear(result);
+    assert_int_equal(db_commit(db), 0);
+    result = db_query(db, "SHOW lock_timeout", 0, NULL);
+    assert_non_null(result);
+    assert_string_equal(PQgetvalue(result, 0, 0), "0");
+    PQclear(result);
+
+    assert_int_equal(db_commit(holder), 0);
+    //  Once the lock is free, a deadline with time left lets the write through.
+    db_set_deadline(db, zclock_time() + 5000);
+    assert_int_equal(db_begin(db), 0);
+    assert_int_equal(db_exec(db, update, 0, NULL), 1);
+    assert_int_equal(db_commit(db), 0);
+    assert_int_equal(s_count(db, "SELECT n FROM locked WHERE id = 1"), 11);
+    db_destroy(&holder);
+    db_destroy(&db);
+}
+
 static int s_backend_pid(db_t *db)
 {
     return (int)s_count(db, "SELECT pg_backend_pid()");
@@ -539,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_stale_plan_is_prepared_again),
         cmocka_unit_test(test_unique_violation),
         cmocka_unit_test(test_transactions),
+        cmocka_unit_test(test_deadline_bounds_transactions),
         cmocka_unit_test(test_reset_after_terminate),
         cmocka_unit_test(test_reset_after_server_restart),
         cmocka_unit_test(test_migrations),

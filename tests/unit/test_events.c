@@ -773,6 +773,107 @@ static void test_two_consumer_instances_handle_once(void **state)
     zstr_free(&producer);
 }
 
+//  Records (seq, the id of the transaction it ran in) in batch_effects, with
+//  handler_state_t's failure injection.
+static int s_record_transaction(db_t *db, const event_t *event, void *state)
+{
+    handler_state_t *handler = (handler_state_t *)state;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%lld", (long long)event->seq);
+    const char *params[] = {seq};
+    if (db_exec(db, "INSERT INTO batch_effects (seq, tx) VALUES ($1, txid_current())", 1, params) !=
+        1)
+        return -1;
+    if (handler && event->seq == atomic_load(&handler->fail_seq)) {
+        atomic_fetch_add(&handler->calls_of_fail_seq, 1);
+        if (atomic_load(&handler->fail_times) > 0) {
+            atomic_fetch_sub(&handler->fail_times, 1);
+            return -1; // after writing: the batch's rollback must undo it
+        }
+    }
+    return 0;
+}
+
+//  A backlog is handled many events per transaction (replay pages and live
+//  bursts), each exactly once; a handler failing inside a batch undoes the
+//  whole batch, which then goes event by event: the events before the
+//  failing one commit, the failing one is retried, nothing is lost or
+//  doubled, and the offset ends at the last seq.
+static void test_backlog_is_handled_in_batches(void **state)
+{
+    char *producer = s_name("batch");
+    char *consumer = s_name("batchc");
+    db_t *db = s_db(producer);
+    db_t *consumer_db = s_db(consumer);
+    assert_int_equal(
+        db_exec_script(consumer_db, "CREATE TABLE batch_effects (seq bigint, tx bigint)"), 0);
+    events_publisher_t *publisher = events_publisher_new(s_url, producer, BUS_IN);
+    assert_non_null(publisher);
+    //  1,200 events before anyone listens (replay pages of 500), emitted
+    //  with events_emit_many, in order.
+    json_t *payloads = json_array();
+    for (int i = 0; i < 1200; i++)
+        json_array_append_new(payloads, json_pack("{si}", "i", i));
+    assert_int_equal(db_begin(db), 0);
+    assert_int_equal(events_emit_many(db, "item.created", payloads), 0);
+    json_t *none = json_array();
+    assert_int_equal(events_emit_many(db, "item.created", none), 0); // empty: no-op
+    json_decref(none);
+    assert_int_equal(db_commit(db), 0);
+    json_decref(payloads);
+    assert_int_equal(
+        s_wait_count(db, "SELECT count(*) FROM outbox WHERE seq IS NOT NULL", 1200, 10000), 1200);
+    json_t *replay_args = json_pack("{si si}", "since", 699, "limit", 1);
+    json_t *replay = events_replay(db, replay_args);
+    json_decref(replay_args);
+    json_t *first = json_array_get(json_object_get(reply_body(replay), "events"), 0);
+    assert_int_equal(s_int(first, "seq"), 700);
+    assert_int_equal(s_int(json_object_get(first, "payload"), "i"), 699);
+    json_decref(replay);
+
+    handler_state_t handler = {0};
+    atomic_store(&handler.fail_seq, 700);
+    atomic_store(&handler.fail_times, 1);
+    char *route_topic = zsys_sprintf("%s.item.created", producer);
+    events_route_t routes[] = {{route_topic, s_record_transaction}, {NULL, NULL}};
+    events_subscriber_t *subscriber =
+        events_subscriber_new(s_url, consumer, BUS_OUT, FAKE_BROKER, routes, &handler);
+    assert_non_null(subscriber);
+    assert_int_equal(s_wait_count(consumer_db, "SELECT last_seq FROM event_offsets", 1200, 20000),
+                     1200);
+    assert_int_equal(s_count(consumer_db, "SELECT count(*) FROM batch_effects"), 1200);
+    assert_int_equal(s_count(consumer_db, "SELECT count(DISTINCT seq) FROM batch_effects"), 1200);
+    //  The failing batch was undone and its events went one by one.
+    assert_int_equal(atomic_load(&handler.calls_of_fail_seq), 2);
+    assert_int_equal(s_count(consumer_db, "SELECT count(*) FROM batch_effects WHERE seq = 700"), 1);
+    long pages_tx = s_count(consumer_db, "SELECT count(DISTINCT tx) FROM batch_effects"
+                                         " WHERE seq <= 500 OR seq > 1000");
+    assert_true(pages_tx >= 1 && pages_tx <= 4); // 1..500 and 1001..1200: a batch each
+    assert_int_equal(s_count(consumer_db, "SELECT count(DISTINCT tx) FROM batch_effects"
+                                          " WHERE seq BETWEEN 501 AND 1000"),
+                     500); // event by event after the failure
+
+    //  A live burst of 300 events in one commit is drained in runs.
+    zclock_sleep(SETTLE_MS);
+    s_emit(db, 1200, 300, "item.created");
+    assert_int_equal(s_wait_count(consumer_db, "SELECT last_seq FROM event_offsets", 1500, 20000),
+                     1500);
+    assert_int_equal(s_count(consumer_db, "SELECT count(DISTINCT seq) FROM batch_effects"), 1500);
+    assert_int_equal(s_count(consumer_db, "SELECT count(*) FROM batch_effects"), 1500);
+    long live_tx =
+        s_count(consumer_db, "SELECT count(DISTINCT tx) FROM batch_effects WHERE seq > 1200");
+    print_message("live burst of 300 events: %ld transactions\n", live_tx);
+    assert_true(live_tx >= 1 && live_tx < 300);
+
+    events_subscriber_destroy(&subscriber);
+    events_publisher_destroy(&publisher);
+    zstr_free(&route_topic);
+    db_destroy(&consumer_db);
+    db_destroy(&db);
+    zstr_free(&consumer);
+    zstr_free(&producer);
+}
+
 static void test_bad_arguments(void **state)
 {
     assert_null(events_publisher_new(s_url, "Bad Name", BUS_IN));
@@ -907,6 +1008,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_gaps_and_garbage),
         cmocka_unit_test(test_failing_handler_is_retried),
         cmocka_unit_test(test_two_consumer_instances_handle_once),
+        cmocka_unit_test(test_backlog_is_handled_in_batches),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test_teardown(test_through_the_real_broker, s_stop_broker),
     };

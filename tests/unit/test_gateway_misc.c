@@ -1,5 +1,5 @@
 /*  Unit tests for the small gateway pieces: X-Request-Id validation, the
-    Authorization header (auth.c), static cache rules, readiness against a
+    Authorization header (auth.c), static cache rules and gzip negotiation, readiness against a
     broker that is not there, and gateway_new/destroy.
 */
 #include <setjmp.h>
@@ -104,6 +104,22 @@ static void test_static_cache_control(void **state)
     assert_string_equal(static_cache_control("/favicon.ico"), "public, max-age=3600");
 }
 
+static void test_static_accepts_gzip(void **state)
+{
+    assert_false(static_accepts_gzip(NULL));
+    assert_false(static_accepts_gzip(""));
+    assert_true(static_accepts_gzip("gzip"));
+    assert_true(static_accepts_gzip("gzip, deflate, br"));
+    assert_true(static_accepts_gzip("br;q=1.0, GZIP;q=0.5"));
+    assert_true(static_accepts_gzip("deflate, *"));
+    assert_false(static_accepts_gzip("deflate, br"));
+    assert_false(static_accepts_gzip("gzip;q=0"));
+    assert_false(static_accepts_gzip("gzip; q=0.000, deflate"));
+    assert_false(static_accepts_gzip("x-gzip2"));
+    assert_false(static_accepts_gzip("identity"));
+    assert_true(static_accepts_gzip("identity;q=0.1, gzip;q=0.2"));
+}
+
 static void test_readiness_without_broker(void **state)
 {
     //  Nothing listens on this port: every ping times out (1 s), in
@@ -163,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_auth_header),
         cmocka_unit_test(test_static_cache_control),
+        cmocka_unit_test(test_static_accepts_gzip),
         cmocka_unit_test(test_readiness_without_broker),
         cmocka_unit_test(test_gateway_lifecycle),
     };

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# bench/cpu.sh: where the CPU of a scenario goes, process by process.
+#
+#   bash bench/cpu.sh snapshot DATA_DIR > before      # CPU time so far
+#   bash bench/cpu.sh report before after REQUESTS    # per request
+#
+# snapshot prints "name ticks" for every process scripts/run.sh started
+# (DATA_DIR/run/<name>.pid, all threads: utime + stime from /proc) and one
+# line "postgres ticks" for the postmaster of DATA_DIR/pg and all its
+# backends. report prints "name ms_per_request" for each process whose
+# CPU time grew, one per line, busiest first. Ticks are USER_HZ (getconf
+# CLK_TCK). This is what bench/run.sh puts beside each scenario: a
+# throughput ceiling on a 2-core machine is the CPU one request costs
+# across all processes, so this table says which process to work on.
+set -euo pipefail
+
+ticks_of() { # pid... -> the sum of utime + stime of every thread
+  local total=0 pid t
+  for pid in "$@"; do
+    for t in /proc/"$pid"/task/*/stat; do
+      [ -r "$t" ] || continue
+      # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+      total=$((total + $(sed 's/.*) //' "$t" 2>/dev/null | awk '{print $12 + $13}' || echo 0)))
+    done
+  done
+  echo "$total"
+}
+
+case "${1:-}" in
+  snapshot)
+    dir=${2:?DATA_DIR}
+    for f in "$dir"/run/*.pid; do
+      [ -f "$f" ] || continue
+      name=$(basename "$f" .pid)
+      [ "$name" = supervisor ] && continue
+      echo "$name $(ticks_of "$(cat "$f")")"
+    done
+    if [ -f "$dir/pg/postmaster.pid" ]; then
+      pm=$(head -1 "$dir/pg/postmaster.pid")
+      # shellcheck disable=SC2046
+      echo "postgres $(ticks_of "$pm" $(pgrep -P "$pm" || true))"
+    fi
+    ;;
+  report)
+    before=${2:?before} after=${3:?after} requests=${4:?requests}
+    hz=$(getconf CLK_TCK)
+    join <(sort "$before") <(sort "$after") |
+      awk -v n="$requests" -v hz="$hz" '$3 > $2 && n > 0 {
+        printf "%s %.3f\n", $1, ($3 - $2) * 1000 / hz / n }' | sort -k2 -rn
+    ;;
+  *)
+    echo "usage: bench/cpu.sh snapshot DATA_DIR | report BEFORE AFTER REQUESTS" >&2
+    exit 2
+    ;;
+esac
