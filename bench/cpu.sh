@@ -5,7 +5,7 @@
 #   bash bench/cpu.sh report before after REQUESTS    # per request
 #
 # snapshot prints "name ticks" for every process scripts/run.sh started
-# (DATA_DIR/run/<name>.pid, all threads: utime + stime from /proc) and one
+# (DATA_DIR/run/<name>.pid: utime + stime of the whole process) and one
 # line "postgres ticks" for the postmaster of DATA_DIR/pg and all its
 # backends. report prints "name ms_per_request" for each process whose
 # CPU time grew, one per line, busiest first. Ticks are USER_HZ (getconf
@@ -14,14 +14,15 @@
 # across all processes, so this table says which process to work on.
 set -euo pipefail
 
-ticks_of() { # pid... -> the sum of utime + stime of every thread
-  local total=0 pid t
+ticks_of() { # pid... -> the sum of their utime + stime
+  # /proc/<pid>/stat counts every thread the process ever had, including
+  # the ones that have exited (libvips' worker threads come and go); a sum
+  # over /proc/<pid>/task/* would lose those and can even go down.
+  local total=0 pid
   for pid in "$@"; do
-    for t in /proc/"$pid"/task/*/stat; do
-      [ -r "$t" ] || continue
-      # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
-      total=$((total + $(sed 's/.*) //' "$t" 2>/dev/null | awk '{print $12 + $13}' || echo 0)))
-    done
+    [ -r "/proc/$pid/stat" ] || continue
+    # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+    total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0)))
   done
   echo "$total"
 }
