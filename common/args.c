@@ -7,6 +7,7 @@
 #include "ids.h"
 
 #include <czmq.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -109,6 +110,24 @@ int args_bool(const json_t *args, const char *name, bool required, bool *out, js
         return -1;
     }
     *out = json_is_true(value);
+    return 1;
+}
+
+int args_int(const json_t *args, const char *name, bool required, int64_t min, int64_t max,
+             int64_t *out, json_t *fields)
+{
+    int result;
+    json_t *value = s_present(args, name, required, fields, &result);
+    if (!value) return result;
+    if (!json_is_integer(value) || json_integer_value(value) < min ||
+        json_integer_value(value) > max) {
+        char message[96];
+        snprintf(message, sizeof message, "must be an integer from %" PRId64 " to %" PRId64, min,
+                 max);
+        s_flag(fields, name, message);
+        return -1;
+    }
+    *out = json_integer_value(value);
     return 1;
 }
 

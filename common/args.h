@@ -22,6 +22,9 @@
 int args_string(const json_t *args, const char *name, bool required, size_t min_codepoints,
                 size_t max_codepoints, const char **out, json_t *fields);
 int args_bool(const json_t *args, const char *name, bool required, bool *out, json_t *fields);
+//  A JSON integer in [min, max] (internal methods; never a string of digits).
+int args_int(const json_t *args, const char *name, bool required, int64_t min, int64_t max,
+             int64_t *out, json_t *fields);
 //  An id sent as a decimal string (ids are JSON strings at the API).
 int args_id(const json_t *args, const char *name, bool required, int64_t *out, json_t *fields);
 

@@ -29,6 +29,7 @@
     through one events_emit_many in the same transaction.
 */
 #include "graph.h"
+#include "args.h"
 #include "config.h"
 #include "errors.h"
 #include "events.h"
@@ -44,20 +45,6 @@
 #define SEED_FOLLOWS_MAX 500 // 2 × follows draws must fit the 10-bit sequence
 
 json_t *graph_seed(call_t *call);
-
-//  args[name] as an integer in [min, max] (required); -1 recorded in fields.
-static int64_t s_int_arg(const json_t *args, const char *name, int64_t min, int64_t max,
-                         json_t *fields)
-{
-    json_t *value = json_object_get(args, name);
-    if (json_is_integer(value) && json_integer_value(value) >= min &&
-        json_integer_value(value) <= max)
-        return json_integer_value(value);
-    char *message = zsys_sprintf("must be an integer from %" PRId64 " to %" PRId64, min, max);
-    json_object_set_new(fields, name, json_string(message ? message : "is out of range"));
-    zstr_free(&message);
-    return -1;
-}
 
 //  $1 first follower, $2 last follower, $3 users, $4 mean follows. The
 //  "+ 0 * i" and "+ 0 * k" make each LATERAL depend on its row, so random()
@@ -91,10 +78,11 @@ json_t *graph_seed(call_t *call)
     if (config_int("GRAPH_SEED_ENABLED", 0) != 1)
         return reply_error(403, ERR_FORBIDDEN, "seeding is off (GRAPH_SEED_ENABLED=1 turns it on)");
     json_t *fields = json_object();
-    int64_t users = s_int_arg(call->args, "users", 2, SEED_USERS_MAX, fields);
-    int64_t from = s_int_arg(call->args, "from", 0, SEED_USERS_MAX - 1, fields);
-    int64_t count = s_int_arg(call->args, "count", 1, SEED_CHUNK_MAX, fields);
-    int64_t follows = s_int_arg(call->args, "follows", 0, SEED_FOLLOWS_MAX, fields);
+    int64_t users = 0, from = 0, count = 0, follows = 0;
+    args_int(call->args, "users", true, 2, SEED_USERS_MAX, &users, fields);
+    args_int(call->args, "from", true, 0, SEED_USERS_MAX - 1, &from, fields);
+    args_int(call->args, "count", true, 1, SEED_CHUNK_MAX, &count, fields);
+    args_int(call->args, "follows", true, 0, SEED_FOLLOWS_MAX, &follows, fields);
     if (json_object_size(fields) == 0 && from + count > users)
         json_object_set_new(fields, "count", json_string("from + count is above users"));
     if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");

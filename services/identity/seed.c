@@ -43,28 +43,15 @@
 
 json_t *identity_seed(call_t *call);
 
-//  args[name] as an integer in [min, max] (required); -1 recorded in fields.
-static int64_t s_int_arg(const json_t *args, const char *name, int64_t min, int64_t max,
-                         json_t *fields)
-{
-    json_t *value = json_object_get(args, name);
-    if (json_is_integer(value) && json_integer_value(value) >= min &&
-        json_integer_value(value) <= max)
-        return json_integer_value(value);
-    char *message = zsys_sprintf("must be an integer from %" PRId64 " to %" PRId64, min, max);
-    json_object_set_new(fields, name, json_string(message ? message : "is out of range"));
-    zstr_free(&message);
-    return -1;
-}
-
 json_t *identity_seed(call_t *call)
 {
     if (config_int("IDENTITY_SEED_ENABLED", 0) != 1)
         return reply_error(403, ERR_FORBIDDEN,
                            "seeding is off (IDENTITY_SEED_ENABLED=1 turns it on)");
     json_t *fields = json_object();
-    int64_t from = s_int_arg(call->args, "from", 0, SEED_USERS_MAX - 1, fields);
-    int64_t count = s_int_arg(call->args, "count", 1, SEED_CHUNK_MAX, fields);
+    int64_t from = 0, count = 0;
+    args_int(call->args, "from", true, 0, SEED_USERS_MAX - 1, &from, fields);
+    args_int(call->args, "count", true, 1, SEED_CHUNK_MAX, &count, fields);
     const char *password = NULL;
     args_string(call->args, "password", true, IDENTITY_PASSWORD_MIN, IDENTITY_PASSWORD_MAX,
                 &password, fields);

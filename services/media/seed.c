@@ -43,6 +43,7 @@
     from the events the normal way.
 */
 #include "media.h"
+#include "args.h"
 #include "config.h"
 #include "envelope.h"
 #include "errors.h"
@@ -155,22 +156,6 @@ static const char s_comments_sql[] = SEED_TARGETS_SQL
     " SELECT a.id, a.post_id, p.author_id, a.author_id, a.text, " TIME_TEXT(
         "a.created_at") " FROM added a JOIN posts p ON p.id = a.post_id ORDER BY a.id";
 
-//  args[name] as an integer in [min, max]; absent -> fallback when
-//  fallback >= 0, else required. -1 recorded in fields.
-static int64_t s_int_arg(const json_t *args, const char *name, int64_t fallback, int64_t min,
-                         int64_t max, json_t *fields)
-{
-    json_t *value = json_object_get(args, name);
-    if (!value && fallback >= 0) return fallback;
-    if (json_is_integer(value) && json_integer_value(value) >= min &&
-        json_integer_value(value) <= max)
-        return json_integer_value(value);
-    char *message = zsys_sprintf("must be an integer from %" PRId64 " to %" PRId64, min, max);
-    json_object_set_new(fields, name, json_string(message ? message : "is out of range"));
-    zstr_free(&message);
-    return -1;
-}
-
 //  One payload per row of res, for topic.
 static json_t *s_payload(const char *topic, PGresult *res, int row)
 {
@@ -220,11 +205,12 @@ static int s_run(db_t *db, const char *topic, const char *sql, int count, const 
 static int s_posts(call_t *call, int64_t users, json_t **reply, json_t *ids)
 {
     json_t *fields = json_object();
-    int64_t from = s_int_arg(call->args, "from", -1, 0, SEED_POSTS_MAX - 1, fields);
-    int64_t count = s_int_arg(call->args, "count", -1, 1, SEED_POSTS_CHUNK_MAX, fields);
-    int64_t total = s_int_arg(call->args, "total", -1, 1, SEED_POSTS_MAX, fields);
-    int64_t end_ms = s_int_arg(call->args, "end_ms", envelope_now_ms(), IDS_EPOCH_MS + SEED_SPAN_MS,
-                               INT64_C(1) << 50, fields);
+    int64_t from = 0, count = 0, total = 0, end_ms = envelope_now_ms();
+    args_int(call->args, "from", true, 0, SEED_POSTS_MAX - 1, &from, fields);
+    args_int(call->args, "count", true, 1, SEED_POSTS_CHUNK_MAX, &count, fields);
+    args_int(call->args, "total", true, 1, SEED_POSTS_MAX, &total, fields);
+    args_int(call->args, "end_ms", false, IDS_EPOCH_MS + SEED_SPAN_MS, INT64_C(1) << 50, &end_ms,
+             fields);
     int64_t image_post = 0;
     json_t *image = json_object_get(call->args, "image_post");
     if (!json_is_string(image) || !ids_parse(json_string_value(image), &image_post))
@@ -267,7 +253,8 @@ json_t *media_seed(call_t *call)
     if (config_int("MEDIA_SEED_ENABLED", 0) != 1)
         return reply_error(403, ERR_FORBIDDEN, "seeding is off (MEDIA_SEED_ENABLED=1 turns it on)");
     json_t *fields = json_object();
-    int64_t users = s_int_arg(call->args, "users", -1, 1, SEED_USERS_MAX, fields);
+    int64_t users = 0;
+    args_int(call->args, "users", true, 1, SEED_USERS_MAX, &users, fields);
     json_t *what_value = json_object_get(call->args, "what");
     const char *what = json_is_string(what_value) ? json_string_value(what_value) : "";
     bool posts = streq(what, "posts"), likes = streq(what, "likes"),
@@ -275,7 +262,7 @@ json_t *media_seed(call_t *call)
     if (!posts && !likes && !comments)
         json_object_set_new(fields, "what", json_string("must be posts, likes or comments"));
     int64_t count = 0;
-    if (!posts) count = s_int_arg(call->args, "count", -1, 1, SEED_ROWS_CHUNK_MAX, fields);
+    if (!posts) args_int(call->args, "count", true, 1, SEED_ROWS_CHUNK_MAX, &count, fields);
     if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
     json_decref(fields);
 

@@ -46,6 +46,7 @@
     words, and hashtags (the most used and random ones).
 */
 #include "search.h"
+#include "args.h"
 #include "errors.h"
 #include "ids.h"
 #include "log.h"
@@ -241,22 +242,6 @@ static const char *const s_vacuum[] = {
 
 //  ---------------------------------------------------------------------
 
-//  args[name]: absent -> fallback; an integer in [min, max] -> it; else -1
-//  (recorded in fields).
-static int64_t s_int_arg(const json_t *args, const char *name, int64_t fallback, int64_t min,
-                         int64_t max, json_t *fields)
-{
-    json_t *value = json_object_get(args, name);
-    if (!value) return fallback;
-    if (json_is_integer(value) && json_integer_value(value) >= min &&
-        json_integer_value(value) <= max)
-        return json_integer_value(value);
-    char *message = zsys_sprintf("must be an integer from %" PRId64 " to %" PRId64, min, max);
-    json_object_set_new(fields, name, json_string(message ? message : "is out of range"));
-    zstr_free(&message);
-    return -1;
-}
-
 //  Runs one statement; logs how long it took. 0 or -1.
 static int s_step(db_t *db, const char *what, const char *sql, int count, const char *const *params)
 {
@@ -344,14 +329,11 @@ json_t *search_seed(call_t *call)
         return reply_error(403, ERR_FORBIDDEN,
                            "seeding is off (SEARCH_SEED_ENABLED=1 turns it on)");
     json_t *fields = json_object();
-    int64_t users = s_int_arg(call->args, "users", -1, 1, SEED_USERS_MAX, fields);
-    int64_t posts = s_int_arg(call->args, "posts", -1, 0, SEED_POSTS_MAX, fields);
-    int64_t follows = s_int_arg(call->args, "follows", 20, 0, SEED_FOLLOWS_MAX, fields);
-    int64_t seed = s_int_arg(call->args, "seed", 42, 0, INT32_MAX, fields);
-    if (!json_object_get(call->args, "users"))
-        json_object_set_new(fields, "users", json_string("is required"));
-    if (!json_object_get(call->args, "posts"))
-        json_object_set_new(fields, "posts", json_string("is required"));
+    int64_t users = 0, posts = 0, follows = 20, seed = 42;
+    args_int(call->args, "users", true, 1, SEED_USERS_MAX, &users, fields);
+    args_int(call->args, "posts", true, 0, SEED_POSTS_MAX, &posts, fields);
+    args_int(call->args, "follows", false, 0, SEED_FOLLOWS_MAX, &follows, fields);
+    args_int(call->args, "seed", false, 0, INT32_MAX, &seed, fields);
     if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
     json_decref(fields);
 

@@ -333,6 +333,33 @@ static void test_args_codepoints_and_nul(void **state)
     assert_int_equal(utf8_codepoints("\xe2\x82", 2), -1);        // truncated
 }
 
+static void test_args_int(void **state)
+{
+    json_t *args = json_pack("{s:i, s:i, s:s, s:f, s:b}", "n", 5, "big", 101, "text", "5", "real",
+                             5.0, "flag", 1);
+    json_t *fields = json_object();
+    int64_t out = -7;
+    assert_int_equal(args_int(args, "n", true, 1, 100, &out, fields), 1);
+    assert_int_equal(out, 5);
+    out = -7;
+    assert_int_equal(args_int(args, "absent", false, 1, 100, &out, fields), 0);
+    assert_int_equal(out, -7); // untouched: the caller's default stands
+    assert_int_equal(json_object_size(fields), 0);
+    assert_int_equal(args_int(args, "absent2", true, 1, 100, &out, fields), -1);
+    assert_string_equal(json_string_value(json_object_get(fields, "absent2")), "is required");
+    assert_int_equal(args_int(args, "big", true, 1, 100, &out, fields), -1);
+    assert_string_equal(json_string_value(json_object_get(fields, "big")),
+                        "must be an integer from 1 to 100");
+    //  No coercion: a string of digits, a real or a boolean is not an integer.
+    assert_int_equal(args_int(args, "text", true, 1, 100, &out, fields), -1);
+    assert_int_equal(args_int(args, "real", true, 1, 100, &out, fields), -1);
+    assert_int_equal(args_int(args, "flag", true, 0, 100, &out, fields), -1);
+    assert_int_equal(json_object_size(fields), 5);
+    assert_int_equal(out, -7);
+    json_decref(fields);
+    json_decref(args);
+}
+
 static void test_args_limit(void **state)
 {
     const struct {
@@ -409,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_envelope_reply),
         cmocka_unit_test(test_args_strict_types),
         cmocka_unit_test(test_args_codepoints_and_nul),
+        cmocka_unit_test(test_args_int),
         cmocka_unit_test(test_args_limit),
         cmocka_unit_test(test_cursor),
     };
