@@ -9,6 +9,7 @@
     client frames, server frames, pings answered. Live delivery is checked
     against a 1 s budget from the action's HTTP answer.
 */
+#include "fixtures.h"
 #include "harness.h"
 #include "token.h"
 
@@ -688,39 +689,13 @@ static void test_message_notifications(void **state)
 
 //  ---- media: likes, comments, mentions ------------------------------------------
 
-static const unsigned char s_png[] = {
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
-    0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00,
-    0x00, 0x90, 0x77, 0x53, 0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08,
-    0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0x00, 0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xdd, 0x8d,
-    0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
-
 static void s_post(const user_t *who, const char *caption, char *id, size_t size)
 {
-    const char *boundary = "XyZboundary42";
-    size_t capacity = 2048 + sizeof s_png;
-    char *body = malloc(capacity);
-    size_t used =
-        (size_t)snprintf(body, capacity,
-                         "--%s\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\n"
-                         "%s\r\n--%s\r\nContent-Disposition: form-data; "
-                         "name=\"image\"; filename=\"a.png\"\r\n"
-                         "Content-Type: image/png\r\n\r\n",
-                         boundary, caption, boundary);
-    memcpy(body + used, s_png, sizeof s_png);
-    used += sizeof s_png;
-    used += (size_t)snprintf(body + used, capacity - used, "\r\n--%s--\r\n", boundary);
-    char content_type[128];
-    snprintf(content_type, sizeof content_type, "Content-Type: multipart/form-data; boundary=%s",
-             boundary);
-    const char *headers[] = {content_type, NULL};
-    http_response_t r;
-    http_request_raw("POST", "/api/v1/posts", who->token, body, used, headers, &r);
-    free(body);
-    if (r.status != 201) fprintf(stderr, "post: %ld %s\n", r.status, r.body);
-    assert_int_equal(r.status, 201);
-    snprintf(id, size, "%s", harness_str(r.json, "id"));
-    http_response_clear(&r);
+    //  fixtures.c's post (a generated PNG); only the token of who is used.
+    fx_user_t author = {.token = who->token};
+    char *made = fx_post(&author, caption);
+    snprintf(id, size, "%s", made);
+    free(made);
 }
 
 static void test_media_notifications(void **state)

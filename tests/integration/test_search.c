@@ -11,6 +11,7 @@
     visibility corner cases are covered without the other services by
     tests/unit/test_search.c; this suite proves the wiring end to end.
 */
+#include "fixtures.h"
 #include "harness.h"
 
 #include <fcntl.h>
@@ -30,10 +31,8 @@
 #include <czmq.h>
 
 #define BASE_PORT 17910
-#define PASSWORD "correct horse battery"
 #define WAIT_MS 15000
 #define POLL_MS 100
-#define BOUNDARY "searchtestboundary7MA4YWxkTrZu0gW"
 #define CURSOR_SECRET "harness-test-cursor-secret-0123456789abcdef" // as harness.c sets
 
 //  ---- the search process ------------------------------------------------------
@@ -124,30 +123,6 @@ static bool s_search_log_has_report(void)
 
 //  ---- helpers ---------------------------------------------------------------
 
-typedef struct {
-    json_t *session;
-    const char *token;
-    const char *id;
-    const char *name;
-} user_t;
-
-static user_t s_user(const char *name)
-{
-    user_t user = {.session = harness_register(name, PASSWORD)};
-    if (!user.session) fprintf(stderr, "cannot register %s\n", name);
-    assert_non_null(user.session);
-    user.token = harness_str(user.session, "access_token");
-    user.id = harness_str(json_object_get(user.session, "user"), "id");
-    user.name = harness_str(json_object_get(user.session, "user"), "username");
-    return user;
-}
-
-static void s_user_free(user_t *user)
-{
-    json_decref(user->session);
-    memset(user, 0, sizeof *user);
-}
-
 static const char *s_path(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static const char *s_path(char *buf, size_t size, const char *fmt, ...)
@@ -196,139 +171,28 @@ static void s_expect_invalid(const char *path, const char *field)
     http_response_clear(&r);
 }
 
-//  ---- a small valid PNG, built by hand (stored deflate blocks) --------------
-
-static uint32_t s_crc32(const unsigned char *data, size_t size, uint32_t crc)
-{
-    crc = ~crc;
-    for (size_t i = 0; i < size; i++) {
-        crc ^= data[i];
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
-
-static void s_put32(unsigned char *p, uint32_t value)
-{
-    p[0] = (unsigned char)(value >> 24);
-    p[1] = (unsigned char)(value >> 16);
-    p[2] = (unsigned char)(value >> 8);
-    p[3] = (unsigned char)value;
-}
-
-static void s_chunk(unsigned char *png, size_t *used, const char *type, const unsigned char *data,
-                    size_t size)
-{
-    s_put32(png + *used, (uint32_t)size);
-    memcpy(png + *used + 4, type, 4);
-    if (size) memcpy(png + *used + 8, data, size);
-    s_put32(png + *used + 8 + size, s_crc32(png + *used + 4, size + 4, 0));
-    *used += size + 12;
-}
-
-//  A 16x16 RGB PNG whose colour depends on seed. Caller frees; *size set.
-static unsigned char *s_png(int seed, size_t *size)
-{
-    enum { W = 16, H = 16, ROW = 1 + W * 3 };
-    unsigned char raw[H * ROW];
-    for (int y = 0; y < H; y++) {
-        raw[y * ROW] = 0;
-        for (int x = 0; x < W; x++) {
-            raw[y * ROW + 1 + x * 3] = (unsigned char)(seed * 37 + x * 8);
-            raw[y * ROW + 2 + x * 3] = (unsigned char)(seed * 11 + y * 8);
-            raw[y * ROW + 3 + x * 3] = (unsigned char)(seed * 5);
-        }
-    }
-    unsigned char z[2 + 5 + sizeof raw + 4];
-    size_t n = 0;
-    z[n++] = 0x78;
-    z[n++] = 0x01;
-    z[n++] = 1;
-    z[n++] = (unsigned char)(sizeof raw & 0xff);
-    z[n++] = (unsigned char)(sizeof raw >> 8);
-    z[n++] = (unsigned char)(~sizeof raw & 0xff);
-    z[n++] = (unsigned char)((~sizeof raw >> 8) & 0xff);
-    memcpy(z + n, raw, sizeof raw);
-    n += sizeof raw;
-    uint32_t a = 1, b = 0;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        a = (a + raw[i]) % 65521;
-        b = (b + a) % 65521;
-    }
-    s_put32(z + n, (b << 16) | a);
-    n += 4;
-    unsigned char *png = malloc(8 + 25 + 12 + n + 12);
-    assert_non_null(png);
-    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
-    size_t used = 8;
-    unsigned char header[13] = {0};
-    s_put32(header, W);
-    s_put32(header + 4, H);
-    header[8] = 8;
-    header[9] = 2;
-    s_chunk(png, &used, "IHDR", header, sizeof header);
-    s_chunk(png, &used, "IDAT", z, n);
-    s_chunk(png, &used, "IEND", NULL, 0);
-    *size = used;
-    return png;
-}
-
-//  POST /posts with one image and caption; returns the new id (caller frees).
-static char *s_post(const user_t *user, const char *caption)
-{
-    static int seed;
-    size_t png_size;
-    unsigned char *png = s_png(++seed, &png_size);
-    char head[1024];
-    int head_length =
-        snprintf(head, sizeof head,
-                 "--" BOUNDARY "\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\n%s\r\n"
-                 "--" BOUNDARY "\r\nContent-Disposition: form-data; name=\"image\";"
-                 " filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n",
-                 caption);
-    const char tail[] = "\r\n--" BOUNDARY "--\r\n";
-    size_t size = (size_t)head_length + png_size + sizeof tail - 1;
-    char *body = malloc(size);
-    assert_non_null(body);
-    memcpy(body, head, (size_t)head_length);
-    memcpy(body + head_length, png, png_size);
-    memcpy(body + head_length + png_size, tail, sizeof tail - 1);
-    free(png);
-    static const char *const headers[] = {"Content-Type: multipart/form-data; boundary=" BOUNDARY,
-                                          NULL};
-    http_response_t r;
-    http_request_raw("POST", "/api/v1/posts", user->token, body, size, headers, &r);
-    free(body);
-    if (r.status != 201) fprintf(stderr, "POST /posts: %ld %s\n", r.status, r.body);
-    assert_int_equal(r.status, 201);
-    char *copy = strdup(harness_str(r.json, "id"));
-    http_response_clear(&r);
-    return copy;
-}
-
-static void s_follow(const user_t *follower, const user_t *followee)
+static void s_follow(const fx_user_t *follower, const fx_user_t *followee)
 {
     char path[256];
     s_expect("POST", s_path(path, sizeof path, "/api/v1/users/%s/follow", followee->name),
              follower->token, NULL, 200);
 }
 
-static void s_block(const user_t *blocker, const user_t *blocked)
+static void s_block(const fx_user_t *blocker, const fx_user_t *blocked)
 {
     char path[256];
     s_expect("POST", s_path(path, sizeof path, "/api/v1/users/%s/block", blocked->name),
              blocker->token, NULL, 204);
 }
 
-static void s_like(const user_t *user, const char *post_id)
+static void s_like(const fx_user_t *user, const char *post_id)
 {
     char path[256];
     s_expect("POST", s_path(path, sizeof path, "/api/v1/posts/%s/like", post_id), user->token, NULL,
              200);
 }
 
-static void s_patch_me(const user_t *user, json_t *body)
+static void s_patch_me(const fx_user_t *user, json_t *body)
 {
     s_expect("PATCH", "/api/v1/me", user->token, body, 200);
 }
@@ -410,9 +274,9 @@ static void s_wait_tag_count(const char *tag, long long count)
 
 static void test_user_search(void **state)
 {
-    user_t alexandra = s_user("alexandra_srch");
-    user_t alexis = s_user("alexis_srch");
-    user_t viewer = s_user("viewer_srch");
+    fx_user_t alexandra = fx_user("alexandra_srch");
+    fx_user_t alexis = fx_user("alexis_srch");
+    fx_user_t viewer = fx_user("viewer_srch");
     s_patch_me(&alexandra, json_pack("{s:s}", "display_name", "Alexandra Ivanová"));
 
     //  A misspelled name finds her (typo-tolerant), accents are ignored.
@@ -466,17 +330,17 @@ static void test_user_search(void **state)
     s_expect_invalid("/api/v1/search/users?q=a&limit=0", "limit");
     s_expect_invalid("/api/v1/search/users?q=a&cursor=bogus", "cursor");
     s_expect("GET", "/api/v1/search/users?q=a", "not-a-token", NULL, 401);
-    s_user_free(&alexandra);
-    s_user_free(&alexis);
-    s_user_free(&viewer);
+    fx_user_free(&alexandra);
+    fx_user_free(&alexis);
+    fx_user_free(&viewer);
 }
 
 static void test_post_search_visibility(void **state)
 {
-    user_t pub = s_user("pub_ps");
-    user_t priv = s_user("priv_ps");
-    user_t follower = s_user("follower_ps");
-    user_t stranger = s_user("stranger_ps");
+    fx_user_t pub = fx_user("pub_ps");
+    fx_user_t priv = fx_user("priv_ps");
+    fx_user_t follower = fx_user("follower_ps");
+    fx_user_t stranger = fx_user("stranger_ps");
     s_patch_me(&priv, json_pack("{s:b}", "is_private", 1));
     char path[256];
     s_expect("POST", s_path(path, sizeof path, "/api/v1/users/%s/follow", priv.name),
@@ -484,8 +348,8 @@ static void test_post_search_visibility(void **state)
     s_expect("POST",
              s_path(path, sizeof path, "/api/v1/me/follow-requests/%s/approve", follower.name),
              priv.token, NULL, 204);
-    char *p1 = s_post(&pub, "Golden hour on the plage #psbeach");
-    char *p2 = s_post(&priv, "Secret plage #psbeach");
+    char *p1 = fx_post(&pub, "Golden hour on the plage #psbeach");
+    char *p2 = fx_post(&priv, "Secret plage #psbeach");
 
     //  The approved follower sees both, newest first; a stranger and an
     //  anonymous reader only the public one.
@@ -516,18 +380,18 @@ static void test_post_search_visibility(void **state)
     s_expect_invalid("/api/v1/search/posts", "q");
     free(p1);
     free(p2);
-    s_user_free(&pub);
-    s_user_free(&priv);
-    s_user_free(&follower);
-    s_user_free(&stranger);
+    fx_user_free(&pub);
+    fx_user_free(&priv);
+    fx_user_free(&follower);
+    fx_user_free(&stranger);
 }
 
 static void test_hashtag_pages(void **state)
 {
-    user_t author = s_user("author_tp");
-    char *p1 = s_post(&author, "first #TagPageX");
-    char *p2 = s_post(&author, "second #tagpagex");
-    char *p3 = s_post(&author, "third #tagpagex #tagpagexy");
+    fx_user_t author = fx_user("author_tp");
+    char *p1 = fx_post(&author, "first #TagPageX");
+    char *p2 = fx_post(&author, "second #tagpagex");
+    char *p3 = fx_post(&author, "third #tagpagex #tagpagexy");
     s_wait_tag_count("%23TAGPAGEX", 3);
     json_t *body = s_get("/api/v1/hashtags/TagPageX", NULL);
     assert_string_equal(harness_str(body, "tag"), "tagpagex");
@@ -569,17 +433,17 @@ static void test_hashtag_pages(void **state)
     free(p1);
     free(p2);
     free(p3);
-    s_user_free(&author);
+    fx_user_free(&author);
 }
 
 static void test_trends(void **state)
 {
-    user_t author = s_user("author_tr");
+    fx_user_t author = fx_user("author_tr");
     //  A controlled burst: eight posts with one new tag.
     for (int i = 0; i < 8; i++) {
         char caption[64];
         snprintf(caption, sizeof caption, "burst %d #trendburstz", i);
-        free(s_post(&author, caption));
+        free(fx_post(&author, caption));
     }
     //  The tag page counts all eight once search has handled every event;
     //  only then can the trend lists be held to the exact count.
@@ -600,33 +464,33 @@ static void test_trends(void **state)
     json_decref(body);
     //  A single post of a new tag trends too (API.md: within a minute of
     //  its posts), below the burst.
-    free(s_post(&author, "just once #trendoncez"));
+    free(fx_post(&author, "just once #trendoncez"));
     body = s_wait_list("/api/v1/trends/hashtags?window=1h", NULL, "tag", "trendoncez", NULL);
     assert_string_equal(harness_str(json_array_get(json_object_get(body, "items"), 0), "tag"),
                         "trendburstz");
     json_decref(body);
     s_expect_invalid("/api/v1/trends/hashtags?window=2h", "window");
     s_expect_invalid("/api/v1/trends/hashtags?limit=-3", "limit");
-    s_user_free(&author);
+    fx_user_free(&author);
 }
 
 static void test_explore(void **state)
 {
-    user_t viewer = s_user("viewer_ex");
-    user_t followed = s_user("followed_ex");
-    user_t other = s_user("other_ex");
-    user_t priv = s_user("private_ex");
-    user_t blocker = s_user("blocker_ex");
-    user_t fof = s_user("fof_ex");
+    fx_user_t viewer = fx_user("viewer_ex");
+    fx_user_t followed = fx_user("followed_ex");
+    fx_user_t other = fx_user("other_ex");
+    fx_user_t priv = fx_user("private_ex");
+    fx_user_t blocker = fx_user("blocker_ex");
+    fx_user_t fof = fx_user("fof_ex");
     s_patch_me(&priv, json_pack("{s:b}", "is_private", 1));
     s_follow(&viewer, &followed);
     s_follow(&followed, &fof);
     s_block(&blocker, &viewer);
-    char *own = s_post(&viewer, "mine");
-    char *by_followed = s_post(&followed, "followed");
-    char *by_private = s_post(&priv, "private");
-    char *by_blocker = s_post(&blocker, "blocker");
-    char *by_other = s_post(&other, "other");
+    char *own = fx_post(&viewer, "mine");
+    char *by_followed = fx_post(&followed, "followed");
+    char *by_private = fx_post(&priv, "private");
+    char *by_blocker = fx_post(&blocker, "blocker");
+    char *by_other = fx_post(&other, "other");
     s_like(&fof, by_other);
 
     json_t *body = s_wait_list("/api/v1/explore?limit=100", viewer.token, "id", by_other, NULL);
@@ -662,12 +526,12 @@ static void test_explore(void **state)
     free(by_private);
     free(by_blocker);
     free(by_other);
-    s_user_free(&viewer);
-    s_user_free(&followed);
-    s_user_free(&other);
-    s_user_free(&priv);
-    s_user_free(&blocker);
-    s_user_free(&fof);
+    fx_user_free(&viewer);
+    fx_user_free(&followed);
+    fx_user_free(&other);
+    fx_user_free(&priv);
+    fx_user_free(&blocker);
+    fx_user_free(&fof);
 }
 
 static void test_catch_up_after_outage(void **state)
@@ -676,9 +540,9 @@ static void test_catch_up_after_outage(void **state)
     //  While search is down: a new account, a post with a new tag, a
     //  renamed display name. Requests to search answer 503 meanwhile.
     s_expect("GET", "/api/v1/trends/hashtags", NULL, NULL, 503);
-    user_t late = s_user("latecomer_cu");
+    fx_user_t late = fx_user("latecomer_cu");
     s_patch_me(&late, json_pack("{s:s}", "display_name", "Quentin Outage"));
-    char *post = s_post(&late, "written while search slept #catchuptag");
+    char *post = fx_post(&late, "written while search slept #catchuptag");
     assert_int_equal(s_search_start(), 0);
     json_t *body =
         s_wait_list("/api/v1/search/users?q=quentin", NULL, "username", "latecomer_cu", NULL);
@@ -687,25 +551,25 @@ static void test_catch_up_after_outage(void **state)
     body = s_wait_list("/api/v1/search/posts?q=slept", NULL, "id", post, NULL);
     json_decref(body);
     free(post);
-    s_user_free(&late);
+    fx_user_free(&late);
 }
 
 static void test_account_deleted(void **state)
 {
-    user_t gone = s_user("gone_del");
-    char *post = s_post(&gone, "soon gone #deletedtagx");
+    fx_user_t gone = fx_user("gone_del");
+    char *post = fx_post(&gone, "soon gone #deletedtagx");
     s_wait_tag_count("deletedtagx", 1);
     json_t *body =
         s_wait_list("/api/v1/search/users?q=gone_del", NULL, "username", "gone_del", NULL);
     json_decref(body);
-    s_expect("DELETE", "/api/v1/me", gone.token, json_pack("{s:s}", "password", PASSWORD), 204);
+    s_expect("DELETE", "/api/v1/me", gone.token, json_pack("{s:s}", "password", FX_PASSWORD), 204);
     body = s_wait_list("/api/v1/search/users?q=gone_del", NULL, "username", NULL, "gone_del");
     json_decref(body);
     s_wait_tag_count("deletedtagx", 0);
     body = s_wait_list("/api/v1/search/posts?q=soon", NULL, "id", NULL, post);
     json_decref(body);
     free(post);
-    s_user_free(&gone);
+    fx_user_free(&gone);
 }
 
 static void test_still_healthy(void **state)
