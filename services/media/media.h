@@ -101,13 +101,16 @@ int visibility_blocked(visibility_t *self, const int64_t *ids, size_t count, boo
 
 //  ---- render.c: post and comment objects -------------------------------------
 //  Columns of POST_SELECT, in order; $1 is the viewer id (0 = anonymous).
+//  OFFSET 0 keeps liked_by_me and saved_by_me one index probe per post: in
+//  a generic plan Postgres otherwise hashes every like of the viewer for
+//  each page (graph/relations.c says more).
 #define POST_SELECT                                                                                \
     "SELECT p.id, p.author_id, p.caption, array_to_json(p.hashtags)::text,"                        \
     " array_to_json(p.mention_names)::text, p.like_count, p.comment_count,"                        \
     " to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"              \
     " to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"              \
-    " EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1::bigint),"           \
-    " EXISTS (SELECT 1 FROM saves s WHERE s.user_id = $1::bigint AND s.post_id = p.id),"           \
+    " EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1::bigint OFFSET 0),"  \
+    " EXISTS (SELECT 1 FROM saves s WHERE s.user_id = $1::bigint AND s.post_id = p.id OFFSET 0),"  \
     " (SELECT json_agg(json_build_array(i.key, i.thumb_key, i.width, i.height, i.alt_text)"        \
     "  ORDER BY i.position)::text FROM post_images i WHERE i.post_id = p.id)"
 enum {
@@ -126,6 +129,10 @@ enum {
     POST_COLUMNS
 };
 
+//  The base user object of the account named username (any case) from the
+//  users projection, or NULL when the projection has no such name (or on a
+//  database error): the caller then asks identity. New object.
+json_t *render_user_by_username(call_t *call, const char *username);
 //  Base users for ids (duplicates and zeros ignored): from media's users
 //  projection, and identity users.batch for the ids it does not hold.
 //  Returns an object "<id>" -> base user (new reference), or NULL with

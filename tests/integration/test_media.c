@@ -19,6 +19,7 @@
 #include "harness.h"
 #include "rpc.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <setjmp.h>
@@ -1503,6 +1504,7 @@ static void test_author_projection(void **state)
 {
     char name[32];
     json_t *ann = s_register("projected", name);
+    json_t *bob_for_grid = s_register("gridviewer", NULL);
     json_t *post = s_post(s_token(ann), "seen without identity");
     db_t *db = db_new(harness_database_url(), "media");
     assert_non_null(db);
@@ -1523,17 +1525,36 @@ static void test_author_projection(void **state)
     http_response_clear(&r);
     long own = s_call("GET", path, s_token(ann), NULL, &r);
     http_response_clear(&r);
+    //  A signed-in viewer's grid finds its account in the projection too
+    //  (by username, any case), so it also answers without identity.
+    char grid[96], upper[32];
+    for (size_t i = 0; i <= strlen(name); i++)
+        upper[i] = (char)toupper((unsigned char)name[i]);
+    snprintf(grid, sizeof grid, "/api/v1/users/%s/posts", upper);
+    started = s_ms();
+    long grid_status = s_call("GET", grid, s_token(bob_for_grid), NULL, &r);
+    int64_t grid_took = s_ms() - started;
+    json_t *items = grid_status == 200 ? json_object_get(r.json, "items") : NULL;
+    bool grid_ok = json_array_size(items) == 1 &&
+                   streq(harness_str(json_array_get(items, 0), "id"), s_id(post));
+    http_response_clear(&r);
     assert_int_equal(harness_signal("identity", SIGCONT), 0);
     assert_int_equal(anonymous, 200);
     assert_true(author_ok);
     assert_int_equal(own, 200);
     assert_true(took < 2000);
+    assert_int_equal(grid_status, 200);
+    assert_true(grid_ok);
+    assert_true(grid_took < 2000);
 
     //  A user missing from the projection is asked of identity.
     const char *params[] = {s_user_id(ann)};
     assert_int_equal(db_exec(db, "DELETE FROM users WHERE id = $1", 1, params), 1);
     assert_int_equal(s_call("GET", path, NULL, NULL, &r), 200);
     assert_string_equal(harness_str(json_object_get(r.json, "author"), "username"), name);
+    http_response_clear(&r);
+    assert_int_equal(s_call("GET", grid, s_token(bob_for_grid), NULL, &r), 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
     http_response_clear(&r);
 
     //  A change comes back through identity.user.updated: the row again,
@@ -1557,8 +1578,11 @@ static void test_author_projection(void **state)
         if (!gone) usleep(50 * 1000);
     }
     assert_true(gone);
+    //  Gone from the projection and from identity: 404 for everyone.
+    assert_int_equal(s_status("GET", grid, s_token(bob_for_grid), NULL), 404);
     db_destroy(&db);
     json_decref(post);
+    json_decref(bob_for_grid);
     json_decref(ann);
 }
 
