@@ -23,6 +23,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -463,4 +464,9 @@ cleanup:
     json_decref(reply);
     json_decref(call_args);
     upload_form_destroy(&form);
+    //  Each image was read back into memory (up to UPLOAD_BODY_MAX): give
+    //  the freed pages back rather than keep the busiest moment's peak as
+    //  RSS in this thread's malloc arena (common/service.c does the same
+    //  after a large request).
+    malloc_trim(0);
 }
