@@ -53,6 +53,9 @@ json_t *relations_visible(call_t *call);
 //  ---- identity events (users.c) ----------------------------------------
 int users_on_created(db_t *db, const event_t *event, void *state);
 int users_on_updated(db_t *db, const event_t *event, void *state);
+//  users.privacy {is_private}: the viewer's own privacy switch, from
+//  identity before it answers PATCH /me (users.c).
+json_t *users_privacy(call_t *call);
 int users_on_deleted(db_t *db, const event_t *event, void *state);
 
 //  ---- users.c: the projection ---------------------------------------------

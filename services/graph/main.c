@@ -25,6 +25,7 @@ static const service_method_t s_methods[] = {
     {"blocks.list", blocks_list},
     {"relations.batch", relations_batch},
     {"relations.visible", relations_visible},
+    {"users.privacy", users_privacy},
     {"graph.seed", graph_seed},
     {NULL, NULL},
 };

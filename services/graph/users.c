@@ -253,6 +253,10 @@ static bool s_user_payload(const event_t *event, const char **id, const char **u
     return true;
 }
 
+//  Writes the event's user into the projection. user.created never
+//  changes is_private of a row already there; user.updated does unless the
+//  row holds a newer version (users.privacy got there first). Sets
+//  *is_private_out to the flag the row holds afterwards. 0, or -1 to retry.
 static int s_upsert(db_t *db, const event_t *event, bool overwrite_private, int64_t *id_out,
                     bool *is_private_out)
 {
@@ -260,23 +264,34 @@ static int s_upsert(db_t *db, const event_t *event, bool overwrite_private, int6
     bool is_private = false;
     *id_out = 0;
     if (!s_user_payload(event, &id, &username, &is_private)) return 0; // skipped
-    const char *params[] = {id, username, is_private ? "true" : "false"};
+    json_t *version_value = json_object_get(event->payload, "version");
+    char version[24];
+    snprintf(version, sizeof version, "%lld",
+             json_is_integer(version_value) ? (long long)json_integer_value(version_value) : 0LL);
+    const char *params[] = {id, username, is_private ? "true" : "false", version};
     PGresult *res = db_query(db, "SELECT 1 FROM deleted_users WHERE id = $1::bigint", 1, params);
     if (!res) return -1;
     bool deleted = PQntuples(res) > 0;
     PQclear(res);
     if (deleted) return 0;
     if (s_drop_stale_username(db, id, username) != 0) return -1;
-    const char *sql = overwrite_private
-                          ? "INSERT INTO users (id, username, is_private)"
-                            " VALUES ($1::bigint, $2, $3::boolean) ON CONFLICT (id) DO UPDATE"
-                            " SET username = EXCLUDED.username, is_private = EXCLUDED.is_private"
-                          : "INSERT INTO users (id, username, is_private)"
-                            " VALUES ($1::bigint, $2, $3::boolean) ON CONFLICT (id) DO UPDATE"
-                            " SET username = EXCLUDED.username";
-    if (db_exec(db, sql, 3, params) < 0) return -1;
+    const char *sql =
+        overwrite_private
+            ? "INSERT INTO users (id, username, is_private, version)"
+              " VALUES ($1::bigint, $2, $3::boolean, $4::bigint) ON CONFLICT (id) DO UPDATE"
+              " SET username = EXCLUDED.username,"
+              " is_private = CASE WHEN EXCLUDED.version >= users.version"
+              "  THEN EXCLUDED.is_private ELSE users.is_private END,"
+              " version = greatest(users.version, EXCLUDED.version)"
+              " RETURNING is_private"
+            : "INSERT INTO users (id, username, is_private, version)"
+              " VALUES ($1::bigint, $2, $3::boolean, $4::bigint) ON CONFLICT (id) DO UPDATE"
+              " SET username = EXCLUDED.username RETURNING is_private";
+    PGresult *written = db_query(db, sql, 4, params);
+    if (!written) return -1;
+    *is_private_out = PQntuples(written) == 1 ? PQgetvalue(written, 0, 0)[0] == 't' : is_private;
+    PQclear(written);
     ids_parse(id, id_out);
-    *is_private_out = is_private;
     return 0;
 }
 
@@ -294,6 +309,48 @@ int users_on_updated(db_t *db, const event_t *event, void *state)
     if (s_upsert(db, event, true, &id, &is_private) != 0) return -1;
     if (id > 0 && !is_private) return requests_approve_all(db, id);
     return 0;
+}
+
+//  users.privacy {is_private}: identity's PATCH /me tells graph of the
+//  viewer's own privacy switch before it answers. Without it graph would
+//  learn of the switch only from user.updated, some milliseconds after the
+//  client has its 200 and may already be asking again: a post of an
+//  account just made private would still show to a non-follower, whose
+//  access graph decides (relations.visible). Same effect as the event's
+//  handler, which still runs later and finds nothing left to do. Both
+//  carry identity's row version (schemas/graph/002_user_version.sql), so
+//  whichever comes second cannot set an older value back. A row graph
+//  does not hold yet is left to user.created.
+json_t *users_privacy(call_t *call)
+{
+    if (call->viewer_id <= 0) return graph_signed_out();
+    json_t *fields = json_object();
+    bool is_private = false;
+    int64_t version = 0;
+    args_bool(call->args, "is_private", true, &is_private, fields);
+    args_int(call->args, "version", true, 0, INT64_MAX, &version, fields);
+    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    json_decref(fields);
+    char id[GRAPH_ID_TEXT], version_text[24];
+    ids_format(call->viewer_id, id, sizeof id);
+    snprintf(version_text, sizeof version_text, "%lld", (long long)version);
+    const char *params[] = {id, is_private ? "true" : "false", version_text};
+    db_t *db = call->db;
+    if (db_begin(db) != 0) return graph_internal("begin");
+    json_t *error = NULL;
+    //  Only over an older version: a later switch may have been applied
+    //  already (its event, or its own call) while this one was on its way.
+    int changed = db_exec(db,
+                          "UPDATE users SET is_private = $2::boolean, version = $3::bigint"
+                          " WHERE id = $1::bigint AND version <= $3::bigint",
+                          3, params);
+    if (changed < 0 ||
+        (changed == 1 && !is_private && requests_approve_all(db, call->viewer_id) != 0))
+        error = graph_internal("privacy switch");
+    else if (db_commit(db) != 0)
+        error = graph_internal("commit");
+    if (db_in_transaction(db)) db_rollback(db);
+    return error ? error : reply_ok(200, json_object());
 }
 
 //  The counter changes a deletion causes to the other side of each edge.

@@ -111,7 +111,8 @@ typedef enum {
 //  Row layout of every users query (store_user_* and me.update).
 #define STORE_USER_COLUMNS                                                                         \
     "id, username, email, display_name, bio, website, is_private, avatar_key, "                    \
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), password_hash"
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), password_hash, " \
+    "version"
 enum {
     COL_ID,
     COL_USERNAME,
@@ -122,7 +123,8 @@ enum {
     COL_IS_PRIVATE,
     COL_AVATAR_KEY,
     COL_CREATED_AT,
-    COL_PASSWORD_HASH
+    COL_PASSWORD_HASH,
+    COL_VERSION // bumped by each change that emits user.updated (schemas/identity/002)
 };
 
 //  Each returns a result with 0 or 1 rows (caller PQclears), NULL on error.

@@ -31,6 +31,7 @@
 */
 #include "identity.h"
 #include "args.h"
+#include "envelope.h"
 #include "errors.h"
 #include "events.h"
 #include "ids.h"
@@ -41,6 +42,8 @@
 #include <string.h>
 
 #define REFRESH_TOKEN_MAX 512
+//  At most this long for graph to take a privacy switch (s_tell_graph_privacy).
+#define IDENTITY_PRIVACY_CALL_MS 1000
 
 static json_t *s_signed_out(void)
 {
@@ -126,6 +129,28 @@ json_t *me_get(call_t *call)
     return reply;
 }
 
+//  Graph decides who sees a private account's posts from its projection
+//  of this flag, fed by user.updated; telling it directly, before the
+//  PATCH is answered, means the client's next request already meets the
+//  switch (graph users.privacy). Best effort: when graph does not answer,
+//  the event still brings the switch a few milliseconds later.
+static void s_tell_graph_privacy(call_t *call, bool is_private, int64_t version)
+{
+    int64_t deadline = envelope_now_ms() + IDENTITY_PRIVACY_CALL_MS;
+    if (call->request->deadline_ms > 0 && call->request->deadline_ms < deadline)
+        deadline = call->request->deadline_ms;
+    json_t *args =
+        json_pack("{s:b, s:I}", "is_private", is_private, "version", (json_int_t)version);
+    json_t *reply =
+        rpc_call(call->rpc, "graph", "users.privacy", call->viewer_id, args, NULL, deadline);
+    int status = reply_status(reply);
+    if (status != 200)
+        log_warn("graph users.privacy answered %d: the switch reaches graph with user.updated",
+                 status);
+    json_decref(args);
+    json_decref(reply);
+}
+
 json_t *me_update(call_t *call)
 {
     if (call->viewer_id <= 0) return s_signed_out();
@@ -166,7 +191,7 @@ json_t *me_update(call_t *call)
                    "UPDATE users SET display_name = COALESCE($2, display_name),"
                    " bio = COALESCE($3, bio), website = COALESCE($4, website),"
                    " is_private = COALESCE($5::boolean, is_private),"
-                   " email = COALESCE($6, email), updated_at = now()"
+                   " email = COALESCE($6, email), updated_at = now(), version = version + 1"
                    " WHERE id = $1 RETURNING " STORE_USER_COLUMNS,
                    6, params);
     if (!res) {
@@ -188,6 +213,8 @@ json_t *me_update(call_t *call)
     reply = s_emit_user_updated(db, res);
 cleanup:
     reply = s_finish(db, reply);
+    if (!reply && private_rc == 1)
+        s_tell_graph_privacy(call, is_private, strtoll(PQgetvalue(res, 0, COL_VERSION), NULL, 10));
     if (!reply) reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
     PQclear(res);
     return reply;
@@ -293,10 +320,12 @@ static json_t *s_set_avatar(call_t *call, const char *key)
     ids_format(call->viewer_id, id_text, sizeof id_text);
     const char *params[] = {id_text, key};
     if (db_begin(db) != 0) return identity_internal("begin");
-    PGresult *res = db_query(db,
-                             "UPDATE users SET avatar_key = $2, updated_at = now() WHERE id = $1"
-                             " RETURNING " STORE_USER_COLUMNS,
-                             2, params);
+    PGresult *res =
+        db_query(db,
+                 "UPDATE users SET avatar_key = $2, updated_at = now(), version = version + 1"
+                 " WHERE id = $1"
+                 " RETURNING " STORE_USER_COLUMNS,
+                 2, params);
     json_t *reply =
         s_finish(db, res ? s_emit_user_updated(db, res) : identity_internal("update avatar"));
     if (!reply) reply = s_me_reply(call, store_user_json(res, 0, USER_ME));

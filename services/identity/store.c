@@ -128,6 +128,8 @@ json_t *store_user_event(const PGresult *res, int row, bool updated)
         json_object_set_new(payload, "bio", s_text(res, row, COL_BIO));
         json_object_set_new(payload, "website", s_text(res, row, COL_WEBSITE));
         json_object_set_new(payload, "avatar_key", s_text(res, row, COL_AVATAR_KEY));
+        json_object_set_new(payload, "version",
+                            json_integer(strtoll(PQgetvalue(res, row, COL_VERSION), NULL, 10)));
     }
     return payload;
 }

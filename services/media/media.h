@@ -86,9 +86,6 @@ typedef enum {
 
 visibility_t *visibility_new(call_t *call);
 void visibility_destroy(visibility_t **self_p);
-//  Tells the cache about identity's base users (an object "<id>" -> user,
-//  borrowed): their is_private serves the fallback without another call.
-void visibility_know_users(visibility_t *self, const json_t *users_by_id);
 //  visible[i] = whether the viewer may see posts of ids[i]. 0, or -1 when
 //  it cannot be decided (identity did not answer; *failure gets a reply).
 int visibility_authors(visibility_t *self, const int64_t *ids, size_t count, bool *visible,
@@ -129,10 +126,6 @@ enum {
     POST_COLUMNS
 };
 
-//  The base user object of the account named username (any case) from the
-//  users projection, or NULL when the projection has no such name (or on a
-//  database error): the caller then asks identity. New object.
-json_t *render_user_by_username(call_t *call, const char *username);
 //  Base users for ids (duplicates and zeros ignored): from media's users
 //  projection, and identity users.batch for the ids it does not hold.
 //  Returns an object "<id>" -> base user (new reference), or NULL with

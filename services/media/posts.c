@@ -602,35 +602,6 @@ cleanup:
 //  ---------------------------------------------------------------------
 //  Lists
 
-//  The account whose grid is asked for. A signed-in viewer's grid is
-//  decided by graph (can_view, blocks), so the account's base fields may
-//  come from media's users projection (a missing name falls through to
-//  identity); an anonymous viewer's is decided by is_private alone, which
-//  must not lag a switch to private, so it is identity's answer. Returns
-//  the user (borrowed from *holder, which the caller decrefs), or NULL
-//  with the error reply in *holder.
-static json_t *s_grid_owner(call_t *call, const char *username, json_t **holder)
-{
-    if (call->viewer_id > 0) {
-        *holder = render_user_by_username(call, username);
-        if (*holder) return *holder;
-    }
-    json_t *args = json_pack("{s:s}", "username", username);
-    json_t *found = rpc_call(call->rpc, "identity", "users.by_username", call->viewer_id, args,
-                             NULL, call->request->deadline_ms);
-    json_decref(args);
-    int status = reply_status(found);
-    if (status == 200) {
-        *holder = found;
-        return reply_body(found);
-    }
-    json_decref(found);
-    *holder = status == 404 || status == 400
-                  ? reply_error(404, ERR_NOT_FOUND, "no such user")
-                  : reply_error(503, ERR_UNAVAILABLE, "user profiles are unavailable right now");
-    return NULL;
-}
-
 json_t *posts_by_user(call_t *call)
 {
     json_t *fields = json_object();
@@ -644,9 +615,17 @@ json_t *posts_by_user(call_t *call)
     if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
     json_decref(fields);
 
-    json_t *found = NULL;
-    json_t *user = s_grid_owner(call, username, &found);
-    if (!user) return found;
+    json_t *args = json_pack("{s:s}", "username", username);
+    json_t *found = rpc_call(call->rpc, "identity", "users.by_username", call->viewer_id, args,
+                             NULL, call->request->deadline_ms);
+    json_decref(args);
+    int status = reply_status(found);
+    if (status != 200) {
+        json_decref(found);
+        if (status == 404 || status == 400) return reply_error(404, ERR_NOT_FOUND, "no such user");
+        return reply_error(503, ERR_UNAVAILABLE, "user profiles are unavailable right now");
+    }
+    json_t *user = reply_body(found);
     visibility_t *vis = visibility_new(call);
     visibility_profile_t seen = visibility_profile(vis, user);
     visibility_destroy(&vis);

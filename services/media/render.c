@@ -93,24 +93,6 @@ static void s_users_from_projection(call_t *call, json_t *wanted, json_t *users)
     }
 }
 
-json_t *render_user_by_username(call_t *call, const char *username)
-{
-    char lowered[64];
-    size_t length = strlen(username);
-    if (length == 0 || length >= sizeof lowered) return NULL; // no such name in identity either
-    for (size_t i = 0; i <= length; i++)
-        lowered[i] =
-            (char)((username[i] >= 'A' && username[i] <= 'Z') ? username[i] + 32 : username[i]);
-    const char *params[] = {lowered};
-    PGresult *res = db_query(call->db,
-                             "SELECT id, username, display_name, bio, website, avatar_key,"
-                             " is_private FROM users WHERE username = $1 ORDER BY id DESC LIMIT 1",
-                             1, params);
-    json_t *user = res && PQntuples(res) == 1 ? s_projected_user(res, 0) : NULL;
-    PQclear(res);
-    return user;
-}
-
 json_t *render_users(call_t *call, const int64_t *ids, size_t count, json_t **failure)
 {
     return render_users_from(call, ids, count, true, failure);
@@ -233,7 +215,9 @@ json_t *render_posts(call_t *call, visibility_t *vis, const PGresult *res, int r
     json_t *posts = NULL;
     json_t *users = render_users(call, authors, (size_t)rows, failure);
     if (!users) goto cleanup;
-    visibility_know_users(vis, users);
+    //  users may come from the projection, one event behind a switch to
+    //  private: they render the authors but never tell visibility whether
+    //  an account is private (it asks graph, or identity itself).
     if (visibility_authors(vis, authors, (size_t)rows, visible, failure) != 0) goto cleanup;
     posts = json_array();
     for (int row = 0; row < rows; row++) {

@@ -7,8 +7,10 @@
     The rule is graph's (docs/contracts.md): relations.visible {ids}
     answers which authors the viewer may see (public, or an approved
     follower, or the viewer, and no block either way); relations.batch
-    tells blocks and can_view for one profile's grid and for comment
-    authors and likers. Answers are cached per request (a visibility_t
+    tells blocks and the viewer's follow edge for one profile's grid (whose
+    is_private comes fresh from identity, so a switch to private closes
+    the grid at once) and blocks for comment authors and likers. Answers
+    are cached per request (a visibility_t
     lives for one call), so a page of 20 posts by 5 authors costs one
     round trip.
 
@@ -37,7 +39,7 @@
 typedef struct {
     int visible;    // VIS_*: may the viewer see this author's posts
     int blocked;    // VIS_*: blocked either way
-    int can_view;   // VIS_*: relations.batch's can_view
+    int followed;   // VIS_*: relations.batch's followed_by_me (an approved follow)
     int is_private; // VIS_*: from identity
 } vis_entry_t;
 
@@ -78,7 +80,9 @@ static vis_entry_t *s_entry(visibility_t *self, int64_t id)
     return entry;
 }
 
-void visibility_know_users(visibility_t *self, const json_t *users_by_id)
+//  Records is_private of users_by_id ("<id>" -> user): only ever identity's
+//  own answer, never the projection's (render.c).
+static void s_know_users(visibility_t *self, const json_t *users_by_id)
 {
     const char *key;
     json_t *user;
@@ -138,7 +142,7 @@ static int s_need_private(visibility_t *self, const int64_t *ids, size_t count, 
         if (!users) {
             rc = -1;
         } else {
-            visibility_know_users(self, users);
+            s_know_users(self, users);
             json_decref(users);
             //  Unknown to identity: a deleted account, whose posts go soon.
             for (size_t i = 0; i < n; i++) {
@@ -204,7 +208,7 @@ int visibility_authors(visibility_t *self, const int64_t *ids, size_t count, boo
     return rc;
 }
 
-//  Fills blocked and can_view for ids from relations.batch (one call).
+//  Fills blocked and followed for ids from relations.batch (one call).
 static void s_relations(visibility_t *self, const int64_t *ids, size_t count)
 {
     int64_t *ask = (int64_t *)zmalloc(sizeof(int64_t) * (count ? count : 1));
@@ -225,7 +229,8 @@ static void s_relations(visibility_t *self, const int64_t *ids, size_t count)
             continue;
         }
         entry->blocked = json_is_true(json_object_get(relation, "blocked")) ? VIS_YES : VIS_NO;
-        entry->can_view = json_is_true(json_object_get(relation, "can_view")) ? VIS_YES : VIS_NO;
+        entry->followed =
+            json_is_true(json_object_get(relation, "followed_by_me")) ? VIS_YES : VIS_NO;
     }
     json_decref(reply);
     freen(ask);
@@ -242,8 +247,12 @@ visibility_profile_t visibility_profile(visibility_t *self, const json_t *user)
     entry->is_private = json_is_true(json_object_get(user, "is_private")) ? VIS_YES : VIS_NO;
     s_relations(self, &id, 1);
     if (entry->blocked == VIS_YES) return VISIBILITY_HIDDEN;
-    bool can_view =
-        entry->can_view != VIS_UNKNOWN ? entry->can_view == VIS_YES : entry->is_private == VIS_NO;
+    //  Not graph's can_view: graph knows is_private from identity's events,
+    //  one event behind a switch to private, while user is identity's
+    //  answer to this very request. So the fresh flag decides, with the
+    //  follow edge graph owns (unknown when graph did not answer: then
+    //  only a public account's grid shows).
+    bool can_view = entry->is_private == VIS_NO || entry->followed == VIS_YES;
     entry->visible = can_view ? VIS_YES : VIS_NO;
     return can_view ? VISIBILITY_VISIBLE : VISIBILITY_PRIVATE;
 }

@@ -451,6 +451,46 @@ static void test_public_switch_approves(void **state)
     json_decref(zed);
 }
 
+//  identity tells graph of a switch before it answers PATCH /me (graph
+//  users.privacy), so nothing here waits for the user.updated event.
+static void test_privacy_switch_immediate(void **state)
+{
+    (void)state;
+    json_t *ivy = s_register("ulla"), *jo = s_register("vic");
+    for (int round = 0; round < 6; round++) {
+        bool private_now = round % 2 == 0;
+        http_response_t r;
+        fx_call("PATCH", "/api/v1/me", s_token(ivy), json_pack("{s:b}", "is_private", private_now),
+                &r);
+        assert_int_equal(r.status, 200);
+        http_response_clear(&r);
+        assert_int_equal(s_status("GET", "/api/v1/users/ulla/followers", s_token(jo)),
+                         private_now ? 403 : 200);
+    }
+    //  A request made while private is approved by the very switch to public.
+    s_set_private(ivy, true);
+    s_follow("POST", s_token(jo), "ulla", "requested");
+    http_response_t r;
+    fx_call("PATCH", "/api/v1/me", s_token(ivy), json_pack("{s:b}", "is_private", 0), &r);
+    assert_int_equal(r.status, 200);
+    http_response_clear(&r);
+    s_expect_relation(s_token(jo), "ulla", 1, 0, true, false, "following");
+
+    //  The method itself: the viewer's own flag only, a boolean.
+    json_t *reply = s_rpc("graph", "users.privacy", 0, json_pack("{s:b}", "is_private", 1));
+    assert_int_equal(reply_status(reply), 401);
+    json_decref(reply);
+    reply = s_rpc("graph", "users.privacy", s_id_number(s_id(jo)),
+                  json_pack("{s:s}", "is_private", "yes"));
+    assert_int_equal(reply_status(reply), 400);
+    json_decref(reply);
+    reply = s_rpc("graph", "users.privacy", s_id_number(s_id(jo)), json_object());
+    assert_int_equal(reply_status(reply), 400);
+    json_decref(reply);
+    json_decref(ivy);
+    json_decref(jo);
+}
+
 //  ---- lists -------------------------------------------------------------------------
 
 static void test_lists_pagination(void **state)
@@ -977,6 +1017,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_follow_errors),
         cmocka_unit_test(test_private_flow),
         cmocka_unit_test(test_public_switch_approves),
+        cmocka_unit_test(test_privacy_switch_immediate),
         cmocka_unit_test(test_lists_pagination),
         cmocka_unit_test(test_blocks),
         cmocka_unit_test(test_block_removes_requests),

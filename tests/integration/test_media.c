@@ -19,7 +19,6 @@
 #include "harness.h"
 #include "rpc.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <setjmp.h>
@@ -943,6 +942,21 @@ static void test_grid_and_privacy(void **state)
     snprintf(path, sizeof path, "/api/v1/posts/%s", s_id(secret));
     assert_int_equal(s_status("DELETE", path, s_token(carol), NULL), 404);
 
+    //  A switch takes effect for the very next request of anyone, each way,
+    //  though media's users projection lags it: without graph (this suite)
+    //  visibility asks identity itself, never the projection.
+    char grid[128];
+    snprintf(grid, sizeof grid, "/api/v1/users/%s/posts", dave_name);
+    for (int round = 0; round < 6; round++) {
+        bool private_now = round % 2 == 1;
+        assert_int_equal(s_status("PATCH", "/api/v1/me", s_token(dave),
+                                  json_pack("{s:b}", "is_private", private_now)),
+                         200);
+        assert_int_equal(s_status("GET", path, s_token(carol), NULL), private_now ? 404 : 200);
+        assert_int_equal(s_status("GET", path, NULL, NULL), private_now ? 404 : 200);
+        assert_int_equal(s_status("GET", grid, s_token(carol), NULL), private_now ? 403 : 200);
+    }
+
     for (int i = 0; i < 5; i++)
         json_decref(made[i]);
     json_decref(extra);
@@ -1504,7 +1518,6 @@ static void test_author_projection(void **state)
 {
     char name[32];
     json_t *ann = s_register("projected", name);
-    json_t *bob_for_grid = s_register("gridviewer", NULL);
     json_t *post = s_post(s_token(ann), "seen without identity");
     db_t *db = db_new(harness_database_url(), "media");
     assert_non_null(db);
@@ -1513,48 +1526,29 @@ static void test_author_projection(void **state)
     snprintf(path, sizeof path, "/api/v1/posts/%s", s_id(post));
 
     //  Identity frozen (SIGSTOP: the broker still routes to it, so a call
-    //  would wait for its deadline): the post still renders at once.
+    //  would wait for its deadline): the author's own read, which needs no
+    //  visibility decision, still renders at once with the projection's
+    //  author. (An anonymous read asks identity whether the account is
+    //  private: the projection may lag a switch, see test_grid_and_privacy.)
     assert_int_equal(harness_signal("identity", SIGSTOP), 0);
     http_response_t r;
     int64_t started = s_ms();
-    long anonymous = s_call("GET", path, NULL, NULL, &r);
+    long own = s_call("GET", path, s_token(ann), NULL, &r);
     int64_t took = s_ms() - started;
     const char *author =
-        anonymous == 200 ? harness_str(json_object_get(r.json, "author"), "username") : NULL;
+        own == 200 ? harness_str(json_object_get(r.json, "author"), "username") : NULL;
     bool author_ok = author && streq(author, name);
     http_response_clear(&r);
-    long own = s_call("GET", path, s_token(ann), NULL, &r);
-    http_response_clear(&r);
-    //  A signed-in viewer's grid finds its account in the projection too
-    //  (by username, any case), so it also answers without identity.
-    char grid[96], upper[32];
-    for (size_t i = 0; i <= strlen(name); i++)
-        upper[i] = (char)toupper((unsigned char)name[i]);
-    snprintf(grid, sizeof grid, "/api/v1/users/%s/posts", upper);
-    started = s_ms();
-    long grid_status = s_call("GET", grid, s_token(bob_for_grid), NULL, &r);
-    int64_t grid_took = s_ms() - started;
-    json_t *items = grid_status == 200 ? json_object_get(r.json, "items") : NULL;
-    bool grid_ok = json_array_size(items) == 1 &&
-                   streq(harness_str(json_array_get(items, 0), "id"), s_id(post));
-    http_response_clear(&r);
     assert_int_equal(harness_signal("identity", SIGCONT), 0);
-    assert_int_equal(anonymous, 200);
-    assert_true(author_ok);
     assert_int_equal(own, 200);
+    assert_true(author_ok);
     assert_true(took < 2000);
-    assert_int_equal(grid_status, 200);
-    assert_true(grid_ok);
-    assert_true(grid_took < 2000);
 
     //  A user missing from the projection is asked of identity.
     const char *params[] = {s_user_id(ann)};
     assert_int_equal(db_exec(db, "DELETE FROM users WHERE id = $1", 1, params), 1);
     assert_int_equal(s_call("GET", path, NULL, NULL, &r), 200);
     assert_string_equal(harness_str(json_object_get(r.json, "author"), "username"), name);
-    http_response_clear(&r);
-    assert_int_equal(s_call("GET", grid, s_token(bob_for_grid), NULL, &r), 200);
-    assert_int_equal(json_array_size(json_object_get(r.json, "items")), 1);
     http_response_clear(&r);
 
     //  A change comes back through identity.user.updated: the row again,
@@ -1578,11 +1572,8 @@ static void test_author_projection(void **state)
         if (!gone) usleep(50 * 1000);
     }
     assert_true(gone);
-    //  Gone from the projection and from identity: 404 for everyone.
-    assert_int_equal(s_status("GET", grid, s_token(bob_for_grid), NULL), 404);
     db_destroy(&db);
     json_decref(post);
-    json_decref(bob_for_grid);
     json_decref(ann);
 }
 
