@@ -1,21 +1,26 @@
 /*  bench_seed: seeds a running system through its public API, for `make bench`.
 
     bench_seed [options] seed     registers users, then follows, posts, likes
-                                  and comments with skewed shapes; writes
-                                  users.txt, posts.txt and tokens.txt in --out
+                                  and comments with skewed shapes, then
+                                  conversations with messages; writes
+                                  users.txt, posts.txt, tokens.txt and
+                                  conversations.txt in --out
     bench_seed [options] tokens   signs in --tokens seeded users again and
                                   rewrites tokens.txt (access tokens live 15
                                   minutes; each scenario gets fresh ones)
-    bench_seed [options] feedlag  measures the time from POST /posts to the
-                                  post showing in a follower's feed, --samples
-                                  times; prints p50 and p99 in ms
+    bench_seed [options] feedlag  measures the time to a post showing in a
+                                  follower's feed, --samples times, both from
+                                  the start of POST /posts (upload and image
+                                  processing included) and from its 201
+                                  reply; prints p50 and p99 of each in ms
     bench_seed [options] bulk     seeds the `default` and `large` scales
                                   through the services' own seed methods
                                   (identity.seed, graph.seed, media.seed,
                                   called through --broker), waits until
                                   every consumer has handled the events
-                                  (--database), then signs --tokens users in;
-                                  writes the same three files
+                                  (--database), then signs --tokens users in
+                                  and makes their conversations through the
+                                  API; writes the same four files
 
     Everything goes through the gateway, as a client would: each service
     builds its projections from the events the writes cause, the normal way.
@@ -44,6 +49,20 @@
     still working after --wait-max seconds (the run goes on). Seeded account i is
     bench_u<i> with the id ((86400000 + i) << 23) | (8190 << 10)
     (identity.seed's layout).
+
+    Conversations (both modes, through POST /conversations and POST
+    /conversations/{id}/messages, as clients would). They are only among
+    the token users, bench_u0 .. bench_u<T-1> with T = min(--tokens,
+    --users), the ones the scenarios sign in as: messaging answers 404 to
+    anyone else, so a scenario reading another user's conversation would
+    measure 404s. --conversations one-to-one conversations pair token user
+    k mod T with the one d = 1 + k / T places further round the ring
+    (distinct pairs while d < T / 2), and --groups groups of 8 (a creator
+    and 7 others three places apart, when T >= 24); each gets --messages
+    messages from its participants in turn. conversations.txt has one line
+    "username conversation_id" per participant, so the wrk script picks a
+    conversation of the signed-in user. With --conversations 0 and
+    --groups 0 (the system has no messaging yet) there are none.
 */
 #include "envelope.h"
 #include "errors.h"
@@ -68,9 +87,10 @@ typedef struct {
     const char *out;
     const char *image;
     int users, follows, posts, likes, comments, tokens, threads, samples;
-    const char *broker;   // bulk: the broker's client endpoint
-    const char *database; // bulk: the system's database (catch-up polling)
-    int wait_max;         // bulk: seconds a consumer may take to catch up
+    int conversations, groups, messages; // among the token users
+    const char *broker;                  // bulk: the broker's client endpoint
+    const char *database;                // bulk: the system's database (catch-up polling)
+    int wait_max;                        // bulk: seconds a consumer may take to catch up
 } options_t;
 
 static options_t s_opt = {"http://127.0.0.1:18080",
@@ -84,6 +104,9 @@ static options_t s_opt = {"http://127.0.0.1:18080",
                           200,
                           8,
                           50,
+                          200,
+                          5,
+                          30,
                           "tcp://127.0.0.1:18100",
                           "postgresql://app@127.0.0.1:18090/app",
                           1800};
@@ -95,6 +118,17 @@ typedef struct {
 } user_t;
 
 static user_t *s_users;
+
+#define GROUP_SIZE 8 // a seeded group: its creator and 7 others
+
+typedef struct {
+    int members[GROUP_SIZE]; // user indexes, the creator first
+    int count;
+    char id[24]; // set once created
+} conversation_t;
+
+static conversation_t *s_conversations;
+static int s_conversation_count;
 static char (*s_posts)[24];
 static atomic_int s_next;
 static atomic_int s_errors;
@@ -276,13 +310,81 @@ static void s_login_one(CURL *curl, int i)
     json_decref(reply);
 }
 
+//  The token users' conversations (see the file-top comment): pairs round
+//  the ring, then groups. Returns how many were planned.
+static int s_plan_conversations(void)
+{
+    int n_tokens = s_opt.tokens < s_opt.users ? s_opt.tokens : s_opt.users;
+    int pairs = n_tokens >= 2 ? s_opt.conversations : 0;
+    int groups = n_tokens >= 24 ? s_opt.groups : 0;
+    if (pairs < 0) pairs = 0;
+    if (groups < 0) groups = 0;
+    s_conversations = calloc((size_t)(pairs + groups) + 1, sizeof *s_conversations);
+    for (int k = 0; k < pairs; k++) {
+        conversation_t *conversation = &s_conversations[k];
+        int a = k % n_tokens, d = 1 + (k / n_tokens) % (n_tokens - 1);
+        conversation->members[0] = a;
+        conversation->members[1] = (a + d) % n_tokens;
+        conversation->count = 2;
+    }
+    for (int g = 0; g < groups; g++) {
+        conversation_t *conversation = &s_conversations[pairs + g];
+        int creator = (g * 37) % n_tokens;
+        conversation->members[0] = creator;
+        for (int j = 1; j < GROUP_SIZE; j++)
+            conversation->members[j] = (creator + 1 + 3 * (j - 1)) % n_tokens;
+        conversation->count = GROUP_SIZE;
+    }
+    s_conversation_count = pairs + groups;
+    return s_conversation_count;
+}
+
+//  Creates conversation k as its first member, then sends --messages
+//  messages from its members in turn.
+static void s_converse_one(CURL *curl, int k)
+{
+    conversation_t *conversation = &s_conversations[k];
+    const user_t *creator = &s_users[conversation->members[0]];
+    if (!creator->token) {
+        atomic_fetch_add(&s_errors, 1);
+        return;
+    }
+    json_t *names = json_array();
+    for (int j = 1; j < conversation->count; j++)
+        json_array_append_new(names, json_string(s_users[conversation->members[j]].username));
+    json_t *args = json_pack("{s:o}", "participants", names);
+    char *body = json_dumps(args, JSON_COMPACT);
+    json_decref(args);
+    json_t *reply = NULL;
+    long status = s_http(curl, "POST", "/api/v1/conversations", creator->token, body, NULL, &reply);
+    free(body);
+    const char *id = json_string_value(json_object_get(reply, "id"));
+    if ((status != 200 && status != 201) || !id) { // 200: that 1:1 existed already
+        atomic_fetch_add(&s_errors, 1);
+        json_decref(reply);
+        return;
+    }
+    snprintf(conversation->id, sizeof conversation->id, "%s", id);
+    json_decref(reply);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/conversations/%s/messages", conversation->id);
+    for (int m = 0; m < s_opt.messages; m++) {
+        const user_t *sender = &s_users[conversation->members[m % conversation->count]];
+        char text[128];
+        snprintf(text, sizeof text, "{\"text\":\"Bench message %d from %s\"}", m, sender->username);
+        if (!sender->token || s_http(curl, "POST", path, sender->token, text, NULL, NULL) != 201)
+            atomic_fetch_add(&s_errors, 1);
+    }
+}
+
 typedef enum {
     STAGE_REGISTER,
     STAGE_FOLLOW,
     STAGE_POST,
     STAGE_LIKE,
     STAGE_COMMENT,
-    STAGE_LOGIN
+    STAGE_LOGIN,
+    STAGE_CONVERSE
 } stage_t;
 
 typedef struct {
@@ -315,6 +417,9 @@ static void *s_stage_thread(void *arg)
             break;
         case STAGE_LOGIN:
             s_login_one(curl, i);
+            break;
+        case STAGE_CONVERSE:
+            s_converse_one(curl, i);
             break;
         }
     }
@@ -372,6 +477,30 @@ static void s_write_files(bool users_and_posts)
     }
 }
 
+//  One line "username conversation_id" per participant of each conversation
+//  made, for bench/lua/scenario.lua.
+static void s_write_conversations(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/conversations.txt", s_opt.out);
+    FILE *file = fopen(path, "w");
+    if (!file) return;
+    for (int k = 0; k < s_conversation_count; k++) {
+        const conversation_t *conversation = &s_conversations[k];
+        if (!conversation->id[0]) continue;
+        for (int j = 0; j < conversation->count; j++)
+            fprintf(file, "%s %s\n", s_users[conversation->members[j]].username, conversation->id);
+    }
+    fclose(file);
+}
+
+//  Seeds the token users' conversations and writes conversations.txt.
+static void s_seed_conversations(void)
+{
+    if (s_plan_conversations() > 0) s_run_stage("converse", STAGE_CONVERSE, s_conversation_count);
+    s_write_conversations();
+}
+
 //  ---- feed lag ----------------------------------------------------------
 
 static int s_compare_double(const void *a, const void *b)
@@ -380,8 +509,28 @@ static int s_compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static double s_ms_since(const struct timespec *from)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - from->tv_sec) * 1e3 + (now.tv_nsec - from->tv_nsec) / 1e6;
+}
+
+//  Sorts ms[0..n) and prints " <prefix>p50_ms=… <prefix>p99_ms=…" (the
+//  upper middle; the nearest rank below 99%).
+static void s_print_quantiles(const char *prefix, double *ms, int n)
+{
+    qsort(ms, (size_t)n, sizeof *ms, s_compare_double);
+    printf(" %sp50_ms=%.1f %sp99_ms=%.1f", prefix, ms[n / 2], prefix, ms[(int)((n - 1) * 0.99)]);
+}
+
 //  bench_u1 follows bench_u0 after seeding (u0 is the most followed account
 //  and may be past the fan-out threshold, which is the point: both paths).
+//  Each sample is timed twice: from the start of POST /posts (the upload and
+//  libvips' work included: what a poster waits for) and from its 201 reply
+//  (the event path alone: outbox, broker, feed's consumer). The follower
+//  polls GET /feed?limit=5 every 5 ms, so both carry up to ~5 ms plus one
+//  GET /feed of resolution.
 static int s_feed_lag(void)
 {
     CURL *curl = curl_easy_init();
@@ -392,15 +541,18 @@ static int s_feed_lag(void)
     snprintf(path, sizeof path, "/api/v1/users/%s/follow", s_users[0].username);
     s_http(curl, "POST", path, s_users[1].token, "{}", NULL, NULL);
     double *lags = calloc((size_t)s_opt.samples, sizeof *lags);
+    double *after_reply = calloc((size_t)s_opt.samples, sizeof *after_reply);
+    double *post_ms = calloc((size_t)s_opt.samples, sizeof *post_ms);
     int measured = 0;
     for (int i = 0; i < s_opt.samples; i++) {
         json_t *reply = NULL;
-        struct timespec start, now;
+        struct timespec start, replied;
         clock_gettime(CLOCK_MONOTONIC, &start);
         if (s_post(curl, 0, &seed, &reply) != 201) {
             json_decref(reply);
             continue;
         }
+        clock_gettime(CLOCK_MONOTONIC, &replied);
         char id[24];
         snprintf(id, sizeof id, "%s", json_string_value(json_object_get(reply, "id")));
         json_decref(reply);
@@ -410,9 +562,10 @@ static int s_feed_lag(void)
             json_t *first = json_array_get(json_object_get(feed, "items"), 0);
             bool seen = first && streq(json_string_value(json_object_get(first, "id")) ?: "", id);
             json_decref(feed);
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            double ms = (now.tv_sec - start.tv_sec) * 1e3 + (now.tv_nsec - start.tv_nsec) / 1e6;
+            double ms = s_ms_since(&start);
             if (seen) {
+                after_reply[measured] = s_ms_since(&replied);
+                post_ms[measured] = ms - after_reply[measured];
                 lags[measured++] = ms;
                 break;
             }
@@ -422,16 +575,22 @@ static int s_feed_lag(void)
         }
     }
     curl_easy_cleanup(curl);
+    int rc = 1;
     if (measured == 0) {
         printf("feedlag samples=0\n");
-        free(lags);
-        return 1;
+        goto cleanup;
     }
-    qsort(lags, (size_t)measured, sizeof *lags, s_compare_double);
-    printf("feedlag samples=%d p50_ms=%.1f p99_ms=%.1f\n", measured, lags[measured / 2],
-           lags[(int)((measured - 1) * 0.99)]);
+    printf("feedlag samples=%d", measured);
+    s_print_quantiles("", lags, measured);
+    s_print_quantiles("after_reply_", after_reply, measured);
+    s_print_quantiles("post_", post_ms, measured);
+    printf("\n");
+    rc = 0;
+cleanup:
     free(lags);
-    return 0;
+    free(after_reply);
+    free(post_ms);
+    return rc;
 }
 
 //  ---- bulk: the services' seed methods -------------------------------------
@@ -699,6 +858,7 @@ static const char *s_usage =
     "usage: bench_seed [--url URL] [--out DIR] [--image JPEG] [--users N] [--follows N]\n"
     "                  [--posts N] [--likes N] [--comments N] [--tokens N] [--threads N]\n"
     "                  [--samples N] [--broker URL] [--database URL] [--wait-max S]\n"
+    "                  [--conversations N] [--groups N] [--messages N]\n"
     "                  seed|tokens|feedlag|bulk\n"
     "Seeds a running system for `make bench` (see bench/run.sh): through its public API\n"
     "(seed), or through the services' seed methods (bulk; needs the broker and the\n"
@@ -751,6 +911,12 @@ int main(int argc, char **argv)
             s_opt.database = value;
         else if (streq(arg, "--wait-max"))
             s_opt.wait_max = atoi(value);
+        else if (streq(arg, "--conversations"))
+            s_opt.conversations = atoi(value);
+        else if (streq(arg, "--groups"))
+            s_opt.groups = atoi(value);
+        else if (streq(arg, "--messages"))
+            s_opt.messages = atoi(value);
         else {
             fputs(s_usage, stderr);
             return 2;
@@ -772,6 +938,7 @@ int main(int argc, char **argv)
             s_run_stage("like", STAGE_LIKE, s_opt.likes);
             s_run_stage("comment", STAGE_COMMENT, s_opt.comments);
         }
+        s_seed_conversations();
         s_write_files(true);
     } else if (streq(command, "tokens")) {
         s_run_stage("login", STAGE_LOGIN, s_opt.tokens < s_opt.users ? s_opt.tokens : s_opt.users);
@@ -781,6 +948,7 @@ int main(int argc, char **argv)
         if (rc == 0)
             s_run_stage("login", STAGE_LOGIN,
                         s_opt.tokens < s_opt.users ? s_opt.tokens : s_opt.users);
+        if (rc == 0) s_seed_conversations();
         if (rc == 0) s_write_files(false);
     } else if (streq(command, "feedlag")) {
         rc = s_opt.image ? s_feed_lag() : 2;
@@ -792,6 +960,7 @@ int main(int argc, char **argv)
         free(s_users[i].token);
     free(s_users);
     free(s_posts);
+    free(s_conversations);
     curl_global_cleanup();
     return rc ? rc : (atomic_load(&s_errors) > 0 ? 3 : 0);
 }

@@ -3,9 +3,16 @@
 -- Each wrk thread has its own Lua state and loads the seeded tokens, users
 -- and posts from OUTDIR; each request picks a random signed-in user (so the
 -- load comes from many distinct users, not one hot row) and a random target.
+--
+-- messages_list and message_send act on a conversation of the signed-in
+-- user: OUTDIR/conversations.txt ("username conversation_id", one line per
+-- participant, written by tools/bench_seed.c) is joined with tokens.txt
+-- ("token id username") by username, and those requests pick among the
+-- tokens whose user is in a conversation (anyone else would get 404s).
 
 local scenario, outdir, jpeg_path
 local tokens, users, posts = {}, {}, {}
+local members = {} -- { token, { conversation_id... } } for each token user in one
 local jpeg
 local flip = false
 
@@ -21,8 +28,18 @@ end
 
 function init(args)
   scenario, outdir, jpeg_path = args[1], args[2], args[3]
+  local of_user = {}
+  for _, line in ipairs(lines(outdir .. "/conversations.txt")) do
+    local name, id = line:match("^(%S+) (%S+)")
+    if name then
+      of_user[name] = of_user[name] or {}
+      table.insert(of_user[name], id)
+    end
+  end
   for _, line in ipairs(lines(outdir .. "/tokens.txt")) do
+    local token, name = line:match("^(%S+) %S+ (%S+)")
     tokens[#tokens + 1] = line:match("^(%S+)")
+    if token and of_user[name] then members[#members + 1] = { token, of_user[name] } end
   end
   for _, line in ipairs(lines(outdir .. "/users.txt")) do
     users[#users + 1] = line:match("^%S+ (%S+)")
@@ -45,6 +62,13 @@ local function json_headers()
   local h = auth()
   h["Content-Type"] = "application/json"
   return h
+end
+
+-- A random signed-in participant and one of their conversations' paths.
+local function my_conversation()
+  local member = pick(members)
+  return { ["Authorization"] = "Bearer " .. member[1] },
+         "/api/v1/conversations/" .. pick(member[2]) .. "/messages"
 end
 
 local boundary = "benchboundary7MA4YWxkTrZu0gW"
@@ -85,6 +109,16 @@ local builders = {
                       json_headers(), '{"text":"Benchmark comment"}')
   end,
   post_create = post_create,
+  messages_list = function()
+    -- a page (the default 20) of one of my conversations, newest first
+    local h, path = my_conversation()
+    return wrk.format("GET", path, h)
+  end,
+  message_send = function()
+    local h, path = my_conversation()
+    h["Content-Type"] = "application/json"
+    return wrk.format("POST", path, h, '{"text":"Benchmark message"}')
+  end,
   search_users = function()
     return wrk.format("GET", "/api/v1/search/users?q=bench_u" .. math.random(99), auth())
   end,
