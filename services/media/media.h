@@ -81,7 +81,8 @@ typedef struct visibility_t visibility_t;
 typedef enum {
     VISIBILITY_VISIBLE = 0, // the viewer may see the account's posts
     VISIBILITY_PRIVATE,     // a private account the viewer does not follow (403 for lists)
-    VISIBILITY_HIDDEN       // blocked either way, or unknown (404)
+    VISIBILITY_HIDDEN,      // blocked either way, or unknown (404)
+    VISIBILITY_UNDECIDED    // user is not identity's own answer and graph did not answer
 } visibility_profile_t;
 
 visibility_t *visibility_new(call_t *call);
@@ -90,8 +91,12 @@ void visibility_destroy(visibility_t **self_p);
 //  it cannot be decided (identity did not answer; *failure gets a reply).
 int visibility_authors(visibility_t *self, const int64_t *ids, size_t count, bool *visible,
                        json_t **failure);
-//  For a list of one account's posts (the profile grid).
-visibility_profile_t visibility_profile(visibility_t *self, const json_t *user);
+//  For a list of one account's posts (the profile grid). fresh: user is
+//  identity's answer to this request (its is_private decides, with graph's
+//  follow edge); otherwise it came from the projection and graph's
+//  can_view decides (graph hears of every switch before PATCH /me
+//  answers), or VISIBILITY_UNDECIDED when graph does not answer.
+visibility_profile_t visibility_profile(visibility_t *self, const json_t *user, bool fresh);
 //  blocked[i] = whether ids[i] and the viewer blocked each other (false
 //  for everyone when graph does not answer). 0 or -1.
 int visibility_blocked(visibility_t *self, const int64_t *ids, size_t count, bool *blocked);
@@ -126,6 +131,11 @@ enum {
     POST_COLUMNS
 };
 
+//  The base user of the account named username (any case) from the users
+//  projection, or NULL when it has no such name (or on a database error):
+//  the caller then asks identity. Its is_private may lag a switch: never
+//  a visibility input. New object.
+json_t *render_user_by_username(call_t *call, const char *username);
 //  Base users for ids (duplicates and zeros ignored): from media's users
 //  projection, and identity users.batch for the ids it does not hold.
 //  Returns an object "<id>" -> base user (new reference), or NULL with

@@ -602,6 +602,26 @@ cleanup:
 //  ---------------------------------------------------------------------
 //  Lists
 
+//  The account named username as identity answers it: the reply (the
+//  caller decrefs it) with *user borrowed from it, or an error reply with
+//  *user NULL.
+static json_t *s_owner_from_identity(call_t *call, const char *username, json_t **user)
+{
+    *user = NULL;
+    json_t *args = json_pack("{s:s}", "username", username);
+    json_t *found = rpc_call(call->rpc, "identity", "users.by_username", call->viewer_id, args,
+                             NULL, call->request->deadline_ms);
+    json_decref(args);
+    int status = reply_status(found);
+    if (status == 200) {
+        *user = reply_body(found);
+        return found;
+    }
+    json_decref(found);
+    if (status == 404 || status == 400) return reply_error(404, ERR_NOT_FOUND, "no such user");
+    return reply_error(503, ERR_UNAVAILABLE, "user profiles are unavailable right now");
+}
+
 json_t *posts_by_user(call_t *call)
 {
     json_t *fields = json_object();
@@ -615,20 +635,22 @@ json_t *posts_by_user(call_t *call)
     if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
     json_decref(fields);
 
-    json_t *args = json_pack("{s:s}", "username", username);
-    json_t *found = rpc_call(call->rpc, "identity", "users.by_username", call->viewer_id, args,
-                             NULL, call->request->deadline_ms);
-    json_decref(args);
-    int status = reply_status(found);
-    if (status != 200) {
-        json_decref(found);
-        if (status == 404 || status == 400) return reply_error(404, ERR_NOT_FOUND, "no such user");
-        return reply_error(503, ERR_UNAVAILABLE, "user profiles are unavailable right now");
-    }
-    json_t *user = reply_body(found);
+    //  A signed-in viewer's grid starts from media's users projection: graph
+    //  decides it (can_view), so no call to identity. An anonymous viewer's
+    //  is decided by is_private alone, which must be identity's own; so is
+    //  a signed-in one's when graph does not answer, or the projection does
+    //  not hold the name yet.
+    json_t *found = call->viewer_id > 0 ? render_user_by_username(call, username) : NULL;
+    json_t *user = found;
     visibility_t *vis = visibility_new(call);
-    visibility_profile_t seen = visibility_profile(vis, user);
+    visibility_profile_t seen = user ? visibility_profile(vis, user, false) : VISIBILITY_UNDECIDED;
+    if (seen == VISIBILITY_UNDECIDED) {
+        json_decref(found);
+        found = s_owner_from_identity(call, username, &user);
+        seen = user ? visibility_profile(vis, user, true) : VISIBILITY_UNDECIDED;
+    }
     visibility_destroy(&vis);
+    if (!user) return found; // identity's error
     json_t *reply = NULL;
     if (seen == VISIBILITY_HIDDEN) {
         reply = reply_error(404, ERR_NOT_FOUND, "no such user");

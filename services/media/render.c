@@ -93,6 +93,24 @@ static void s_users_from_projection(call_t *call, json_t *wanted, json_t *users)
     }
 }
 
+json_t *render_user_by_username(call_t *call, const char *username)
+{
+    char lowered[64];
+    size_t length = strlen(username);
+    if (length == 0 || length >= sizeof lowered) return NULL; // identity will say 404
+    for (size_t i = 0; i <= length; i++)
+        lowered[i] =
+            (char)((username[i] >= 'A' && username[i] <= 'Z') ? username[i] + 32 : username[i]);
+    const char *params[] = {lowered};
+    PGresult *res = db_query(call->db,
+                             "SELECT id, username, display_name, bio, website, avatar_key,"
+                             " is_private FROM users WHERE username = $1 ORDER BY id DESC LIMIT 1",
+                             1, params);
+    json_t *user = res && PQntuples(res) == 1 ? s_projected_user(res, 0) : NULL;
+    PQclear(res);
+    return user;
+}
+
 json_t *render_users(call_t *call, const int64_t *ids, size_t count, json_t **failure)
 {
     return render_users_from(call, ids, count, true, failure);

@@ -40,6 +40,7 @@ typedef struct {
     int visible;    // VIS_*: may the viewer see this author's posts
     int blocked;    // VIS_*: blocked either way
     int followed;   // VIS_*: relations.batch's followed_by_me (an approved follow)
+    int can_view;   // VIS_*: relations.batch's can_view
     int is_private; // VIS_*: from identity
 } vis_entry_t;
 
@@ -208,7 +209,7 @@ int visibility_authors(visibility_t *self, const int64_t *ids, size_t count, boo
     return rc;
 }
 
-//  Fills blocked and followed for ids from relations.batch (one call).
+//  Fills blocked, followed and can_view for ids from relations.batch (one call).
 static void s_relations(visibility_t *self, const int64_t *ids, size_t count)
 {
     int64_t *ask = (int64_t *)zmalloc(sizeof(int64_t) * (count ? count : 1));
@@ -231,12 +232,13 @@ static void s_relations(visibility_t *self, const int64_t *ids, size_t count)
         entry->blocked = json_is_true(json_object_get(relation, "blocked")) ? VIS_YES : VIS_NO;
         entry->followed =
             json_is_true(json_object_get(relation, "followed_by_me")) ? VIS_YES : VIS_NO;
+        entry->can_view = json_is_true(json_object_get(relation, "can_view")) ? VIS_YES : VIS_NO;
     }
     json_decref(reply);
     freen(ask);
 }
 
-visibility_profile_t visibility_profile(visibility_t *self, const json_t *user)
+visibility_profile_t visibility_profile(visibility_t *self, const json_t *user, bool fresh)
 {
     int64_t id = 0;
     const char *text = json_string_value(json_object_get(user, "id"));
@@ -244,15 +246,23 @@ visibility_profile_t visibility_profile(visibility_t *self, const json_t *user)
     int64_t viewer = self->call->viewer_id;
     if (id == viewer) return VISIBILITY_VISIBLE;
     vis_entry_t *entry = s_entry(self, id);
-    entry->is_private = json_is_true(json_object_get(user, "is_private")) ? VIS_YES : VIS_NO;
+    if (fresh)
+        entry->is_private = json_is_true(json_object_get(user, "is_private")) ? VIS_YES : VIS_NO;
     s_relations(self, &id, 1);
     if (entry->blocked == VIS_YES) return VISIBILITY_HIDDEN;
-    //  Not graph's can_view: graph knows is_private from identity's events,
-    //  one event behind a switch to private, while user is identity's
-    //  answer to this very request. So the fresh flag decides, with the
-    //  follow edge graph owns (unknown when graph did not answer: then
-    //  only a public account's grid shows).
-    bool can_view = entry->is_private == VIS_NO || entry->followed == VIS_YES;
+    bool can_view;
+    if (fresh) {
+        //  Identity's flag of this very request, with the follow edge graph
+        //  owns (unknown when graph did not answer: then only a public
+        //  account's grid shows).
+        can_view = entry->is_private == VIS_NO || entry->followed == VIS_YES;
+    } else if (entry->can_view != VIS_UNKNOWN) {
+        //  Graph's own flag: current, since identity hands graph every
+        //  switch before answering PATCH /me (graph users.privacy).
+        can_view = entry->can_view == VIS_YES;
+    } else {
+        return VISIBILITY_UNDECIDED;
+    }
     entry->visible = can_view ? VIS_YES : VIS_NO;
     return can_view ? VISIBILITY_VISIBLE : VISIBILITY_PRIVATE;
 }
