@@ -14,6 +14,9 @@
 
 static search_t s_search;
 
+//  users.c: loads user search's trigram index before the workers start.
+int search_users_index_start(db_t *db, void *state);
+
 int main(int argc, char **argv)
 {
     setenv("SEARCH_TRENDS_TTL_MS", "10000", 0);
@@ -25,7 +28,9 @@ int main(int argc, char **argv)
         return 1;
     }
     s_search.seed_enabled = config_int("SEARCH_SEED_ENABLED", 0) == 1;
-    int rc = service_main(search_service_def(&s_search), argc, argv);
+    service_def_t def = *search_service_def(&s_search);
+    def.on_start = search_users_index_start;
+    int rc = service_main(&def, argc, argv);
     search_destroy(&s_search);
     return rc;
 }

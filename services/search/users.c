@@ -27,6 +27,16 @@
     matches do not fill the page. The caps mean a query lists at most a
     few hundred accounts, the best ones.
 
+    The typo branches search only the candidates of an in-memory trigram
+    index (user_index.h): the usernames that reach the similarity
+    threshold, computed exactly from trigram counts, and the display names
+    that can reach the word similarity threshold. Postgres applies the
+    same conditions and ranking to them, so the answer is the one a search
+    over every account gives, without the trigram GIN index's thousands
+    of rechecked rows. The statement that refreshes the index also
+    normalises the query and sets the thresholds. A query that is not
+    ASCII once normalised searches every account, as before.
+
     pg_trgm's thresholds are session settings; they are set before each
     typo search (a reconnected session would otherwise fall back to 0.3,
     too strict for short names: "jonh" is 0.25 similar to "john").
@@ -38,6 +48,7 @@
 #include "args.h"
 #include "errors.h"
 #include "log.h"
+#include "user_index.h"
 
 #include <czmq.h>
 #include <string.h>
@@ -86,44 +97,175 @@ static int s_set_thresholds(db_t *db)
 //  the highest code point), which user_terms' btree walks in index order.
 //  cand.prefix says a candidate came from the prefix branch (tier 2 at
 //  least), whatever else it matched.
-static const char s_users_search_sql[] =
-    "WITH q AS MATERIALIZED (SELECT search_norm($1) AS n,"
-    "  search_norm($1) || chr(1114111) AS hi,"
-    "  $7::boolean AND char_length(search_norm($1)) >= 3 AS fuzzy),"
-    " found AS ("
-    "  (SELECT t.user_id AS id, true AS prefix FROM user_terms t"
-    "   WHERE t.term >= (SELECT n FROM q) AND t.term < (SELECT hi FROM q)"
-    "   ORDER BY t.term LIMIT " SEARCH_USERS_BRANCH ")"
-    "  UNION ALL"
-    "  (SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)"
-    "   AND u.username % (SELECT n FROM q)"
-    "   ORDER BY similarity(u.username, (SELECT n FROM q)) DESC LIMIT " SEARCH_USERS_BRANCH ")"
-    "  UNION ALL"
-    "  (SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)"
-    "   AND (SELECT n FROM q) <% u.name_norm"
-    "   ORDER BY word_similarity((SELECT n FROM q), u.name_norm) DESC"
-    "   LIMIT " SEARCH_USERS_BRANCH ")),"
-    " cand AS (SELECT id, bool_or(prefix) AS prefix FROM found GROUP BY id),"
-    " mine AS (SELECT followee_id AS id FROM follows WHERE follower_id = $2::bigint"
-    "  LIMIT " SEARCH_USERS_MINE_MAX "),"
-    " mutual AS (SELECT f.followee_id AS id, count(*) AS n FROM follows f"
-    "  WHERE f.followee_id IN (SELECT id FROM cand) AND f.follower_id IN (SELECT id FROM mine)"
-    "  GROUP BY f.followee_id),"
-    " scored AS (SELECT u.id,"
-    "  ((CASE WHEN u.username = q.n OR u.name_norm = q.n THEN 3"
-    "         WHEN cand.prefix THEN 2"
-    "         WHEN coalesce(m.n, 0) > 0 THEN 1 ELSE 0 END)::bigint << 40)"
-    "  + (least(coalesce(m.n, 0), 1023)::bigint << 30)"
-    "  + ((1000 * greatest(similarity(u.username, q.n), similarity(u.name_norm, q.n),"
-    "        word_similarity(q.n, u.name_norm)))::bigint << 20)"
-    "  + least(greatest(u.followers_count, 0), 1048575)::bigint AS score"
-    "  FROM cand JOIN users u ON u.id = cand.id CROSS JOIN q LEFT JOIN mutual m ON m.id = u.id"
-    "  WHERE NOT EXISTS (SELECT 1 FROM blocks b"
-    "   WHERE (b.blocker_id = $2::bigint AND b.blocked_id = u.id)"
-    "   OR (b.blocker_id = u.id AND b.blocked_id = $2::bigint)))"
-    " SELECT id, score FROM scored"
-    " WHERE NOT $3::boolean OR (score, id) < ($4::bigint, $5::bigint)"
-    " ORDER BY score DESC, id DESC LIMIT $6::int";
+//  Each typo branch keeps its SEARCH_USERS_BRANCH closest matches, ties
+//  at the cut broken by id, so the same rows are kept whichever rows the
+//  plan reads first (with or without the index's candidates).
+//  The typo branches take extra conditions (USERS, NAMES) to search only
+//  the in-memory index's candidates; empty, they search every account.
+//  USERNAME and NAME_NORM are the columns as the trigram operators see
+//  them: with candidates, "u.username || ''" (the same text) keeps the
+//  planner from reading the GIN index (thousands of rows) instead of
+//  fetching the candidates by primary key.
+#define S_USERS_SEARCH_SQL(USERS, NAMES, USERNAME, NAME_NORM)                                      \
+    "WITH q AS MATERIALIZED (SELECT search_norm($1) AS n,"                                         \
+    "  search_norm($1) || chr(1114111) AS hi,"                                                     \
+    "  $7::boolean AND char_length(search_norm($1)) >= 3 AS fuzzy),"                               \
+    " found AS ("                                                                                  \
+    "  (SELECT t.user_id AS id, true AS prefix FROM user_terms t"                                  \
+    "   WHERE t.term >= (SELECT n FROM q) AND t.term < (SELECT hi FROM q)"                         \
+    "   ORDER BY t.term LIMIT " SEARCH_USERS_BRANCH ")"                                            \
+    "  UNION ALL"                                                                                  \
+    "  (SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)" USERS "   AND " USERNAME      \
+    " % (SELECT n FROM q)"                                                                         \
+    "   ORDER BY similarity(u.username, (SELECT n FROM q)) DESC, u.id DESC"                        \
+    "   LIMIT " SEARCH_USERS_BRANCH ")"                                                            \
+    "  UNION ALL"                                                                                  \
+    "  (SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)" NAMES                         \
+    "   AND (SELECT n FROM q) <% " NAME_NORM                                                       \
+    "   ORDER BY word_similarity((SELECT n FROM q), u.name_norm) DESC, u.id DESC"                  \
+    "   LIMIT " SEARCH_USERS_BRANCH ")),"                                                          \
+    " cand AS (SELECT id, bool_or(prefix) AS prefix FROM found GROUP BY id),"                      \
+    " mine AS (SELECT followee_id AS id FROM follows WHERE follower_id = $2::bigint"               \
+    "  LIMIT " SEARCH_USERS_MINE_MAX "),"                                                          \
+    " mutual AS (SELECT f.followee_id AS id, count(*) AS n FROM follows f"                         \
+    "  WHERE f.followee_id IN (SELECT id FROM cand) AND f.follower_id IN (SELECT id FROM mine)"    \
+    "  GROUP BY f.followee_id),"                                                                   \
+    " scored AS (SELECT u.id,"                                                                     \
+    "  ((CASE WHEN u.username = q.n OR u.name_norm = q.n THEN 3"                                   \
+    "         WHEN cand.prefix THEN 2"                                                             \
+    "         WHEN coalesce(m.n, 0) > 0 THEN 1 ELSE 0 END)::bigint << 40)"                         \
+    "  + (least(coalesce(m.n, 0), 1023)::bigint << 30)"                                            \
+    "  + ((1000 * greatest(similarity(u.username, q.n), similarity(u.name_norm, q.n),"             \
+    "        word_similarity(q.n, u.name_norm)))::bigint << 20)"                                   \
+    "  + least(greatest(u.followers_count, 0), 1048575)::bigint AS score"                          \
+    "  FROM cand JOIN users u ON u.id = cand.id CROSS JOIN q LEFT JOIN mutual m ON m.id = u.id"    \
+    "  WHERE NOT EXISTS (SELECT 1 FROM blocks b"                                                   \
+    "   WHERE (b.blocker_id = $2::bigint AND b.blocked_id = u.id)"                                 \
+    "   OR (b.blocker_id = u.id AND b.blocked_id = $2::bigint)))"                                  \
+    " SELECT id, score FROM scored"                                                                \
+    " WHERE NOT $3::boolean OR (score, id) < ($4::bigint, $5::bigint)"                             \
+    " ORDER BY score DESC, id DESC LIMIT $6::int"
+
+//  $1 query, $2 viewer, $3 has cursor, $4 $5 cursor keys, $6 rows wanted,
+//  $7 whether to look for typo-tolerant matches too. n is the normalised
+//  query; [n, hi) is the prefix range in byte order (hi is n followed by
+//  the highest code point), which user_terms' btree walks in index order.
+//  cand.prefix says a candidate came from the prefix branch (tier 2 at
+//  least), whatever else it matched.
+static const char s_users_search_sql[] = S_USERS_SEARCH_SQL("", "", "u.username", "u.name_norm");
+
+//  The same, the typo branches limited to the index's candidates: $8 for
+//  usernames, $9 for display names (bigint arrays).
+static const char s_users_candidates_sql[] =
+    S_USERS_SEARCH_SQL(" AND u.id = ANY ($8::bigint[])", " AND u.id = ANY ($9::bigint[])",
+                       "(u.username || '')", "(u.name_norm || '')");
+
+//  pg_trgm's trigrams of a non-ASCII column as uindex_pg_trigrams() reads
+//  them (each hex-encoded, joined by commas), else NULL.
+#define S_PG_TRIGRAMS(column)                                                                      \
+    "CASE WHEN octet_length(" column ") <> char_length(" column ") THEN coalesce((SELECT"          \
+    " string_agg(encode(convert_to(t, 'UTF8'), 'hex'), ',') FROM unnest(show_trgm(" column         \
+    ")) t), '') END"
+
+#define S_USERNAME_TRIGRAMS S_PG_TRIGRAMS("u.username")
+#define S_NAME_TRIGRAMS S_PG_TRIGRAMS("u.name_norm")
+
+//  The index's refresh (user_index.h), which also prepares the typo
+//  search, in one round trip: $1 the index's horizon, $2 the id after
+//  which to read (a large change comes in pages of UINDEX_PAGE), $3 the
+//  query. Columns: the snapshot's xmin; a changed account (id, username,
+//  name_norm, then pg_trgm's trigrams of a non-ASCII username and
+//  name_norm; a NULL username for a deleted one) or NULLs; the normalised
+//  query (column 6); the pg_trgm thresholds set for this session.
+#define S_REFRESH_SQL(CHANGED)                                                                     \
+    "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x,"           \
+    "  search_norm($3) AS n,"                                                                      \
+    "  set_config('pg_trgm.similarity_threshold', '" SIMILARITY_THRESHOLD "', false) AS s,"        \
+    "  set_config('pg_trgm.word_similarity_threshold', '" WORD_SIMILARITY_THRESHOLD "', false)"    \
+    "  AS w)," CHANGED " c AS (SELECT ch.id, u.username, u.name_norm, " S_USERNAME_TRIGRAMS        \
+    ", " S_NAME_TRIGRAMS                                                                           \
+    "  FROM changed ch LEFT JOIN users u ON u.id = ch.id WHERE ch.id > $2::bigint"                 \
+    "  ORDER BY ch.id LIMIT " UINDEX_PAGE_TEXT ")"                                                 \
+    " SELECT h.x, c.*, h.n, h.s, h.w FROM h LEFT JOIN c ON true"
+
+//  The accounts changed at or after the horizon, found first
+//  (changed_xid's btree: a LIMIT next to that filter would tempt the
+//  planner into walking the primary key through every account).
+static const char s_users_refresh_sql[] =
+    S_REFRESH_SQL(" changed AS MATERIALIZED (SELECT id FROM users WHERE changed_xid >= $1::xid8"
+                  "  UNION ALL SELECT id FROM deleted_users WHERE changed_xid >= $1::xid8),");
+
+//  The first load (horizon 0): every account, in primary key order.
+static const char s_users_load_sql[] =
+    S_REFRESH_SQL(" changed AS (SELECT id FROM users WHERE $1::xid8 IS NOT NULL),");
+
+//  The two statements uindex_refresh() runs.
+static const char *const s_index_sql[] = {s_users_load_sql, s_users_refresh_sql};
+
+static user_index_t s_index; // one per process, shared by the worker threads
+static pthread_once_t s_index_once = PTHREAD_ONCE_INIT;
+static bool s_index_ready;
+
+static void s_index_init(void)
+{
+    s_index_ready = uindex_init(&s_index) == 0;
+}
+
+//  service_def_t.on_start (main.c): loads the index before the workers
+//  start, so that the first typo search does not wait for 100,000
+//  accounts (about a second). A failure is not fatal: the first typo
+//  search loads it then.
+int search_users_index_start(db_t *db, void *state)
+{
+    pthread_once(&s_index_once, s_index_init);
+    char norm[8];
+    const char *params[] = {NULL, NULL, ""};
+    if (s_index_ready &&
+        uindex_refresh(&s_index, db, s_index_sql, 3, params, 6, norm, sizeof norm) < 0)
+        log_warn("user index: not loaded at start; the first typo search loads it");
+    return 0;
+}
+
+//  The typo search (params: $1..$7 of s_users_search_sql, $7 true): the
+//  index's candidates when it can give them, else every account.
+static PGresult *s_typo_search(call_t *call, const char **params)
+{
+    pthread_once(&s_index_once, s_index_init);
+    int64_t started = zclock_usecs();
+    char norm[SEARCH_QUERY_MAX * 8 + 1]; // the query as search_norm() makes it
+    const char *refresh_params[] = {NULL, NULL, params[0]};
+    int usable = s_index_ready ? uindex_refresh(&s_index, call->db, s_index_sql, 3, refresh_params,
+                                                6, norm, sizeof norm)
+                               : -2;
+    if (usable == -1) return NULL;
+    uindex_found_t found = {0};
+    //  No index (set the thresholds here), a disabled one (the refresh
+    //  statement set them) or a query that is not ASCII once normalised:
+    //  search every account.
+    int64_t refreshed = zclock_usecs();
+    if (usable != 1 || !*norm ||
+        uindex_candidates(&s_index, norm, strtod(SIMILARITY_THRESHOLD, NULL),
+                          strtod(WORD_SIMILARITY_THRESHOLD, NULL),
+                          (size_t)atoi(SEARCH_USERS_BRANCH), &found) != 0) {
+        if (usable == -2 && s_set_thresholds(call->db) != 0) return NULL;
+        return db_query(call->db, s_users_search_sql, 7, params);
+    }
+    char *users = uindex_array_text(found.user_ids, found.user_count);
+    char *names = uindex_array_text(found.name_ids, found.name_count);
+    int64_t chosen = zclock_usecs();
+    const char *all[] = {params[0], params[1], params[2], params[3], params[4],
+                         params[5], params[6], users,     names};
+    PGresult *res = users && names ? db_query(call->db, s_users_candidates_sql, 9, all) : NULL;
+    log_debug("user search: matches %zu usernames, %zu names; candidates %zu usernames, %zu"
+              " names; ms refresh %.2f candidates %.2f query %.2f",
+              found.user_matches, found.name_matches, found.user_count, found.name_count,
+              (double)(refreshed - started) / 1000.0, (double)(chosen - refreshed) / 1000.0,
+              (double)(zclock_usecs() - chosen) / 1000.0);
+    free(users);
+    free(names);
+    uindex_found_free(&found);
+    return res;
+}
 
 json_t *search_users(call_t *call)
 {
@@ -152,8 +294,7 @@ json_t *search_users(call_t *call)
     if (res && PQntuples(res) <= page.limit && utf8_codepoints(query, strlen(query)) >= 3) {
         PQclear(res);
         params[6] = "t";
-        res = s_set_thresholds(call->db) == 0 ? db_query(call->db, s_users_search_sql, 7, params)
-                                              : NULL;
+        res = s_typo_search(call, params);
     }
     if (!res) return search_internal("user search");
     json_t *reply = s_answer_page(call, res, &page);
