@@ -22,10 +22,11 @@
     similarity (the best extent's similarity is at most c / nq, the bound
     pg_trgm's GIN index applies), then scored with word similarity
     computed as pg_trgm's calc_word_similarity() does, and kept the same
-    way. Postgres then runs the same conditions (username % q, q <%
-    name_norm) and ranking on that small set, so who is found and in
-    which order do not change (tests/unit/test_search_trigram.c compares
-    pages with the plain query).
+    way. Each candidate comes with the similarities the ranked query
+    orders and scores by (uindex_found_t), so Postgres orders and cuts
+    each branch on that small set without computing them, and who is
+    found and in which order do not change (tests/unit/test_search_trigram.c
+    compares pages with the plain query).
 
     Trigrams, as pg_trgm makes them: words are runs of alphanumeric
     characters, lower-cased, padded "  word ", every three consecutive
@@ -110,6 +111,7 @@ typedef struct {
     int64_t *ids;
     uint64_t *hashes; // of (username, name_norm): a row read again changes nothing
     uint8_t *user_n;  // distinct trigrams of the username
+    uint8_t *name_n;  // ... and of name_norm
     char **texts;     // name_norm when ASCII (word similarity is computed from it), else NULL
     uint8_t *flags;
     uint32_t count, cap, dead;
@@ -121,11 +123,22 @@ typedef struct {
     uindex_list_t any_user, any_name;
 } user_index_t;
 
-//  What one query found (arrays malloc'd; the caller frees them).
+//  What one query found (arrays malloc'd; the caller frees them). Each
+//  candidate comes with the similarities the ranked query would compute,
+//  pg_trgm's to the bit (float4), so Postgres need not compute them: its
+//  branch's (similarity of the username, word similarity of the display
+//  name) and the greatest of similarity(username), similarity(name_norm)
+//  and word_similarity(query, name_norm), which the score is made of.
+//  -1 when this index cannot compute it (text it did not index, or not
+//  ASCII for word similarity): Postgres computes those.
 typedef struct {
-    int64_t *user_ids; // username branch candidates
+    int64_t *user_ids;  // username branch candidates
+    float *user_scores; // their username similarity, or -1
+    float *user_best;   // their score's similarity, or -1
     size_t user_count;
-    int64_t *name_ids; // display name branch candidates
+    int64_t *name_ids;  // display name branch candidates
+    float *name_scores; // their word similarity, or -1
+    float *name_best;   // their score's similarity, or -1
     size_t name_count;
     size_t user_matches; // usernames at or above the threshold (before keeping the best)
     size_t name_matches; // display names at or above it, or not scored
@@ -336,6 +349,7 @@ static void s_uindex_clear(user_index_t *self)
     free(self->ids);
     free(self->hashes);
     free(self->user_n);
+    free(self->name_n);
     for (uint32_t slot = 0; self->texts && slot < self->count; slot++)
         free(self->texts[slot]);
     free(self->texts);
@@ -346,7 +360,7 @@ static void s_uindex_clear(user_index_t *self)
     self->any_user = self->any_name = (uindex_list_t){0};
     self->ids = NULL;
     self->hashes = NULL;
-    self->user_n = self->flags = NULL;
+    self->user_n = self->name_n = self->flags = NULL;
     self->table = NULL;
     self->count = self->cap = self->dead = self->table_cap = 0;
     self->horizon = 0;
@@ -432,11 +446,13 @@ static int s_uindex_grow(user_index_t *self)
     if (hashes) self->hashes = hashes;
     uint8_t *user_n = realloc(self->user_n, cap);
     if (user_n) self->user_n = user_n;
+    uint8_t *name_n = realloc(self->name_n, cap);
+    if (name_n) self->name_n = name_n;
     char **texts = realloc(self->texts, sizeof *texts * cap);
     if (texts) self->texts = texts;
     uint8_t *flags = realloc(self->flags, cap);
     if (flags) self->flags = flags;
-    if (!ids || !hashes || !user_n || !texts || !flags) return -1;
+    if (!ids || !hashes || !user_n || !name_n || !texts || !flags) return -1;
     self->cap = cap;
     return 0;
 }
@@ -551,6 +567,7 @@ static int uindex_put(user_index_t *self, int64_t id, const char *username, cons
     self->ids[slot] = id;
     self->hashes[slot] = hash;
     self->user_n[slot] = (uint8_t)user_n;
+    self->name_n[slot] = (uint8_t)name_n;
     self->texts[slot] = NULL;
     if (!(flags & UINDEX_ANY_NAME) && name_pg == NULL && name_norm &&
         !(self->texts[slot] = strdup(name_norm)))
@@ -563,6 +580,7 @@ static int uindex_put(user_index_t *self, int64_t id, const char *username, cons
 typedef struct {
     int64_t id;
     float similarity;
+    uint32_t slot;
 } uindex_scored_t;
 
 //  The typo branches' order: similarity descending, then id descending.
@@ -573,9 +591,17 @@ static int s_uindex_cmp_scored(const void *a, const void *b)
     return x->id > y->id ? -1 : x->id < y->id;
 }
 
-//  Counts, for every live slot, the query's trigrams its lists hold.
-//  counts has room for self->count; touched gets each counted slot once
-//  (room for the sum of the lists' lengths). Returns touched's length.
+//  One query's trigrams and, for every slot, how many of them its
+//  username and its display name hold (0 for a slot no list named).
+typedef struct {
+    const uint32_t *codes;
+    int n;
+    uint8_t *user_counts, *name_counts;
+} uindex_query_t;
+
+//  Counts, for every live slot, the query's trigrams its lists hold, into
+//  counts (room for self->count, zeroed). touched gets each counted slot
+//  once (room for the sum of the lists' lengths). Returns touched's length.
 static size_t s_uindex_count(const user_index_t *self, const uindex_list_t *lists,
                              const uint32_t *codes, int n, uint8_t *counts, uint32_t *touched)
 {
@@ -600,56 +626,96 @@ static size_t s_uindex_postings(const uindex_list_t *lists, const uint32_t *code
     return total;
 }
 
-//  Writes to *ids (malloc'd; *used ids): the best keep of scored (count,
-//  all reaching the threshold) in the typo branches' order, then the
-//  extra slots (matches that could not be scored) and the live slots of
-//  any (never indexed). The similarities are pg_trgm's to the bit, so
-//  Postgres' "ORDER BY similarity DESC, id DESC LIMIT keep" over these
-//  keeps the rows it keeps among all accounts: a row it keeps has fewer
-//  than keep rows before it among all matches, so among scored too.
+//  The similarity a candidate's score is made of, as the ranked query
+//  computes it: greatest(similarity(username, q), similarity(name_norm,
+//  q), word_similarity(q, name_norm)), all float4, so the greatest is one
+//  of them to the bit. -1 when one of them cannot be computed here (text
+//  not indexed, or a display name that is not ASCII).
+static float s_uindex_best(const user_index_t *self, uint32_t slot, const uindex_query_t *query)
+{
+    if ((self->flags[slot] & (UINDEX_ANY_USER | UINDEX_ANY_NAME)) || !self->texts[slot])
+        return -1.0f;
+    float best = uindex_similarity(query->user_counts[slot], query->n, self->user_n[slot]);
+    float name = uindex_similarity(query->name_counts[slot], query->n, self->name_n[slot]);
+    float word = uindex_word_similarity(query->codes, query->n, self->texts[slot]);
+    if (word < 0) return -1.0f;
+    if (name > best) best = name;
+    return word > best ? word : best;
+}
+
+//  A branch's candidates being written (s_uindex_keep).
+typedef struct {
+    int64_t *ids;
+    float *scores, *best;
+    size_t used;
+} uindex_out_t;
+
+static void s_uindex_add(const user_index_t *self, uindex_out_t *out, uint32_t slot, float score,
+                         const uindex_query_t *query)
+{
+    out->ids[out->used] = self->ids[slot];
+    out->scores[out->used] = score;
+    out->best[out->used++] = score < 0 ? -1.0f : s_uindex_best(self, slot, query);
+}
+
+//  Writes to out (malloc'd arrays): the best keep of scored (count, all
+//  reaching the threshold) in the typo branches' order, then the extra
+//  slots (matches that could not be scored) and the live slots of any
+//  (never indexed), these two with score and best -1. The similarities
+//  are pg_trgm's to the bit, so Postgres' "ORDER BY similarity DESC, id
+//  DESC LIMIT keep" over these keeps the rows it keeps among all
+//  accounts: a row it keeps has fewer than keep rows before it among all
+//  matches, so among scored too.
 static int s_uindex_keep(const user_index_t *self, uindex_scored_t *scored, size_t count,
                          size_t keep, const uint32_t *extra, size_t extra_count,
-                         const uindex_list_t *any, int64_t **ids, size_t *used)
+                         const uindex_list_t *any, const uindex_query_t *query, uindex_out_t *out)
 {
     size_t kept = count;
     if (count > keep && keep > 0) {
         qsort(scored, count, sizeof *scored, s_uindex_cmp_scored);
         kept = keep;
     }
-    *ids = malloc(sizeof **ids * (kept + extra_count + any->count + 1));
-    if (!*ids) return -1;
-    *used = 0;
+    size_t room = kept + extra_count + any->count + 1;
+    out->ids = malloc(sizeof *out->ids * room);
+    out->scores = malloc(sizeof *out->scores * room);
+    out->best = malloc(sizeof *out->best * room);
+    out->used = 0;
+    if (!out->ids || !out->scores || !out->best) return -1;
     for (size_t at = 0; at < kept; at++)
-        (*ids)[(*used)++] = scored[at].id;
+        s_uindex_add(self, out, scored[at].slot, scored[at].similarity, query);
     for (size_t at = 0; at < extra_count; at++)
-        (*ids)[(*used)++] = self->ids[extra[at]];
+        s_uindex_add(self, out, extra[at], -1.0f, query);
     for (uint32_t at = 0; at < any->count; at++)
         if (!(self->flags[any->slots[at]] & UINDEX_DEAD))
-            (*ids)[(*used)++] = self->ids[any->slots[at]];
+            s_uindex_add(self, out, any->slots[at], -1.0f, query);
     return 0;
 }
 
-//  The username candidates of an ASCII query (codes, n): the usernames
-//  whose similarity reaches threshold (s_uindex_keep).
-static int s_uindex_user_candidates(const user_index_t *self, const uint32_t *codes, int n,
-                                    double threshold, size_t keep, uint8_t *counts,
-                                    uint32_t *touched, uindex_found_t *found)
+//  The username candidates of an ASCII query: the usernames whose
+//  similarity reaches threshold (s_uindex_keep). touched: the slots
+//  s_uindex_count found (used of them).
+static int s_uindex_user_candidates(const user_index_t *self, const uindex_query_t *query,
+                                    const uint32_t *touched, size_t used, double threshold,
+                                    size_t keep, uindex_found_t *found)
 {
-    size_t used = s_uindex_count(self, self->users, codes, n, counts, touched);
     uindex_scored_t *scored = malloc(sizeof *scored * (used + 1));
     if (!scored) return -1;
     size_t matches = 0;
     for (size_t at = 0; at < used; at++) {
         uint32_t slot = touched[at];
-        float similarity = uindex_similarity(counts[slot], n, self->user_n[slot]);
-        counts[slot] = 0;
+        float similarity =
+            uindex_similarity(query->user_counts[slot], query->n, self->user_n[slot]);
         //  As pg_trgm compares: the float4 similarity against the double.
         if ((double)similarity >= threshold)
-            scored[matches++] = (uindex_scored_t){self->ids[slot], similarity};
+            scored[matches++] = (uindex_scored_t){self->ids[slot], similarity, slot};
     }
     found->user_matches = matches;
-    int rc = s_uindex_keep(self, scored, matches, keep, NULL, 0, &self->any_user, &found->user_ids,
-                           &found->user_count);
+    uindex_out_t out = {0};
+    int rc = s_uindex_keep(self, scored, matches, keep, NULL, 0, &self->any_user, query, &out);
+    found->user_ids = out.ids;
+    found->user_scores = out.scores;
+    found->user_best = out.best;
+    found->user_count = out.used;
     free(scored);
     return rc;
 }
@@ -658,33 +724,34 @@ static int s_uindex_user_candidates(const user_index_t *self, const uint32_t *co
 //  trigrams to reach the word similarity threshold; of those, ASCII ones
 //  are scored exactly (uindex_word_similarity) and kept as usernames are,
 //  the others are all kept.
-static int s_uindex_name_candidates(const user_index_t *self, const uint32_t *codes, int n,
-                                    double threshold, size_t keep, uint8_t *counts,
-                                    uint32_t *touched, uindex_found_t *found)
+static int s_uindex_name_candidates(const user_index_t *self, const uindex_query_t *query,
+                                    const uint32_t *touched, size_t used, double threshold,
+                                    size_t keep, uindex_found_t *found)
 {
-    size_t used = s_uindex_count(self, self->names, codes, n, counts, touched);
     uindex_scored_t *scored = malloc(sizeof *scored * (used + 1));
     uint32_t *extra = malloc(sizeof *extra * (used + 1));
     int rc = scored && extra ? 0 : -1;
     size_t matches = 0, extras = 0;
     for (size_t at = 0; rc == 0 && at < used; at++) {
         uint32_t slot = touched[at];
-        bool possible = uindex_word_possible(counts[slot], n, threshold);
-        counts[slot] = 0;
-        if (!possible) continue;
-        float similarity =
-            self->texts[slot] ? uindex_word_similarity(codes, n, self->texts[slot]) : -1.0f;
+        if (!uindex_word_possible(query->name_counts[slot], query->n, threshold)) continue;
+        float similarity = self->texts[slot]
+                               ? uindex_word_similarity(query->codes, query->n, self->texts[slot])
+                               : -1.0f;
         if (similarity < 0)
             extra[extras++] = slot;
         else if ((double)similarity >= threshold)
-            scored[matches++] = (uindex_scored_t){self->ids[slot], similarity};
+            scored[matches++] = (uindex_scored_t){self->ids[slot], similarity, slot};
     }
-    for (size_t at = 0; rc != 0 && at < used; at++)
-        counts[touched[at]] = 0;
     found->name_matches = matches + extras;
+    uindex_out_t out = {0};
     if (rc == 0)
-        rc = s_uindex_keep(self, scored, matches, keep, extra, extras, &self->any_name,
-                           &found->name_ids, &found->name_count);
+        rc =
+            s_uindex_keep(self, scored, matches, keep, extra, extras, &self->any_name, query, &out);
+    found->name_ids = out.ids;
+    found->name_scores = out.scores;
+    found->name_best = out.best;
+    found->name_count = out.used;
     free(scored);
     free(extra);
     return rc;
@@ -693,13 +760,18 @@ static int s_uindex_name_candidates(const user_index_t *self, const uint32_t *co
 static void uindex_found_free(uindex_found_t *found)
 {
     free(found->user_ids);
+    free(found->user_scores);
+    free(found->user_best);
     free(found->name_ids);
+    free(found->name_scores);
+    free(found->name_best);
     memset(found, 0, sizeof *found);
 }
 
 //  Candidates of both typo branches for query (already search_norm'd and
-//  ASCII: the caller checks). keep: rows the username branch keeps. Takes
-//  the read lock. 0, or -1 (out of memory, or not ASCII).
+//  ASCII: the caller checks), with their similarities (uindex_found_t).
+//  keep: rows each branch keeps. Takes the read lock. 0, or -1 (out of
+//  memory, or not ASCII).
 static int uindex_candidates(user_index_t *self, const char *query, double similarity_threshold,
                              double word_threshold, size_t keep, uindex_found_t *found)
 {
@@ -708,30 +780,43 @@ static int uindex_candidates(user_index_t *self, const char *query, double simil
     int n = uindex_trigrams(query, strlen(query), codes);
     if (n < 0) return -1;
     pthread_rwlock_rdlock(&self->lock);
-    size_t most = s_uindex_postings(self->users, codes, self->users ? n : 0);
-    size_t names = s_uindex_postings(self->names, codes, self->names ? n : 0);
-    if (names > most) most = names;
-    uint8_t *counts = calloc(self->count + 1, 1);
-    uint32_t *touched = malloc(sizeof *touched * (most + 1));
-    int rc = counts && touched ? 0 : -1;
-    if (rc == 0 && self->users)
-        rc = s_uindex_user_candidates(self, codes, n, similarity_threshold, keep, counts, touched,
-                                      found);
-    else if (rc == 0)
-        rc = (found->user_ids = malloc(sizeof(int64_t))) ? 0 : -1;
-    if (rc == 0 && self->names)
-        rc = s_uindex_name_candidates(self, codes, n, word_threshold, keep, counts, touched, found);
-    else if (rc == 0)
-        rc = (found->name_ids = malloc(sizeof(int64_t))) ? 0 : -1;
+    bool indexed = self->users != NULL;
+    size_t user_postings = indexed ? s_uindex_postings(self->users, codes, n) : 0;
+    size_t name_postings = indexed ? s_uindex_postings(self->names, codes, n) : 0;
+    //  Both counts are kept until the end: a candidate of one branch is
+    //  scored with the other's count too.
+    uindex_query_t scoring = {codes, n, calloc(self->count + 1, 1), calloc(self->count + 1, 1)};
+    uint32_t *user_touched = malloc(sizeof *user_touched * (user_postings + 1));
+    uint32_t *name_touched = malloc(sizeof *name_touched * (name_postings + 1));
+    int rc = scoring.user_counts && scoring.name_counts && user_touched && name_touched ? 0 : -1;
+    if (rc == 0 && indexed) {
+        size_t users =
+            s_uindex_count(self, self->users, codes, n, scoring.user_counts, user_touched);
+        size_t names =
+            s_uindex_count(self, self->names, codes, n, scoring.name_counts, name_touched);
+        rc = s_uindex_user_candidates(self, &scoring, user_touched, users, similarity_threshold,
+                                      keep, found);
+        if (rc == 0)
+            rc = s_uindex_name_candidates(self, &scoring, name_touched, names, word_threshold, keep,
+                                          found);
+    } else if (rc == 0) {
+        //  Nothing loaded yet: no candidates (empty arrays, not NULL).
+        found->user_ids = malloc(sizeof(int64_t));
+        found->name_ids = malloc(sizeof(int64_t));
+        rc = found->user_ids && found->name_ids ? 0 : -1;
+    }
     pthread_rwlock_unlock(&self->lock);
-    free(counts);
-    free(touched);
+    free(scoring.user_counts);
+    free(scoring.name_counts);
+    free(user_touched);
+    free(name_touched);
     if (rc != 0) uindex_found_free(found);
     return rc;
 }
 
 //  ids as a Postgres array literal "{1,2,3}" (caller frees), or NULL.
-static char *uindex_array_text(const int64_t *ids, size_t count)
+//  The tests' (users.c writes its arrays with their similarities).
+__attribute__((unused)) static char *uindex_array_text(const int64_t *ids, size_t count)
 {
     char *text = malloc(count * 21 + 3);
     if (!text) return NULL;
@@ -742,6 +827,17 @@ static char *uindex_array_text(const int64_t *ids, size_t count)
     text[used++] = '}';
     text[used] = '\0';
     return text;
+}
+
+//  Appends to a float4[] literal being built in text (at *used; room for
+//  16 bytes a value) value as Postgres reads it back bit for bit (nine
+//  significant digits), or NULL for a negative value (not computed).
+static void uindex_float_append(char *text, size_t *used, bool first, float value)
+{
+    if (value < 0)
+        *used += (size_t)sprintf(text + *used, "%sNULL", first ? "" : ",");
+    else
+        *used += (size_t)sprintf(text + *used, "%s%.9g", first ? "" : ",", (double)value);
 }
 
 //  ---------------------------------------------------------------------

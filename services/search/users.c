@@ -30,12 +30,20 @@
     The typo branches search only the candidates of an in-memory trigram
     index (user_index.h): the usernames that reach the similarity
     threshold, computed exactly from trigram counts, and the display names
-    that can reach the word similarity threshold. Postgres applies the
-    same conditions and ranking to them, so the answer is the one a search
-    over every account gives, without the trigram GIN index's thousands
-    of rechecked rows. The statement that refreshes the index also
-    normalises the query and sets the thresholds. A query that is not
-    ASCII once normalised searches every account, as before.
+    that can reach the word similarity threshold. The index also hands
+    over, for each candidate, the similarities Postgres would compute
+    (pg_trgm's float4 values to the bit: the branch's own and the greatest
+    of the three the score uses), so the ranked query evaluates no
+    trigram function for them; it keeps what needs the database (the
+    prefix branch, blocks, "followed by people I follow", the final
+    order) and still orders and cuts each branch, so the answer is the
+    one a search over every account gives, without the trigram GIN
+    index's thousands of rechecked rows. Postgres computes the
+    similarities of the candidates the index cannot score (a display
+    name that is not ASCII, text never indexed) and of prefix matches.
+    The statement that refreshes the index also normalises the query and
+    sets the thresholds. A query that is not ASCII once normalised
+    searches every account, as before.
 
     pg_trgm's thresholds are session settings; they are set before each
     typo search (a reconnected session would otherwise fall back to 0.3,
@@ -100,30 +108,19 @@ static int s_set_thresholds(db_t *db)
 //  Each typo branch keeps its SEARCH_USERS_BRANCH closest matches, ties
 //  at the cut broken by id, so the same rows are kept whichever rows the
 //  plan reads first (with or without the index's candidates).
-//  The typo branches take extra conditions (USERS, NAMES) to search only
-//  the in-memory index's candidates; empty, they search every account.
-//  USERNAME and NAME_NORM are the columns as the trigram operators see
-//  them: with candidates, "u.username || ''" (the same text) keeps the
-//  planner from reading the GIN index (thousands of rows) instead of
-//  fetching the candidates by primary key.
-#define S_USERS_SEARCH_SQL(USERS, NAMES, USERNAME, NAME_NORM)                                      \
+//  The statement is written once for both paths: TYPO (a CTE or ""),
+//  USER_BRANCH and NAME_BRANCH (the typo branches, each a query of
+//  (id, false)), SIMILARITY (the similarity the score is made of, over u
+//  and q) and JOIN (joined to the scored rows).
+#define S_USERS_SEARCH_SQL(TYPO, USER_BRANCH, NAME_BRANCH, SIMILARITY, JOIN)                       \
     "WITH q AS MATERIALIZED (SELECT search_norm($1) AS n,"                                         \
     "  search_norm($1) || chr(1114111) AS hi,"                                                     \
-    "  $7::boolean AND char_length(search_norm($1)) >= 3 AS fuzzy),"                               \
-    " found AS ("                                                                                  \
+    "  $7::boolean AND char_length(search_norm($1)) >= 3 AS fuzzy)," TYPO " found AS ("            \
     "  (SELECT t.user_id AS id, true AS prefix FROM user_terms t"                                  \
     "   WHERE t.term >= (SELECT n FROM q) AND t.term < (SELECT hi FROM q)"                         \
     "   ORDER BY t.term LIMIT " SEARCH_USERS_BRANCH ")"                                            \
-    "  UNION ALL"                                                                                  \
-    "  (SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)" USERS "   AND " USERNAME      \
-    " % (SELECT n FROM q)"                                                                         \
-    "   ORDER BY similarity(u.username, (SELECT n FROM q)) DESC, u.id DESC"                        \
-    "   LIMIT " SEARCH_USERS_BRANCH ")"                                                            \
-    "  UNION ALL"                                                                                  \
-    "  (SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)" NAMES                         \
-    "   AND (SELECT n FROM q) <% " NAME_NORM                                                       \
-    "   ORDER BY word_similarity((SELECT n FROM q), u.name_norm) DESC, u.id DESC"                  \
-    "   LIMIT " SEARCH_USERS_BRANCH ")),"                                                          \
+    "  UNION ALL (" USER_BRANCH ")"                                                                \
+    "  UNION ALL (" NAME_BRANCH ")),"                                                              \
     " cand AS (SELECT id, bool_or(prefix) AS prefix FROM found GROUP BY id),"                      \
     " mine AS (SELECT followee_id AS id FROM follows WHERE follower_id = $2::bigint"               \
     "  LIMIT " SEARCH_USERS_MINE_MAX "),"                                                          \
@@ -135,30 +132,59 @@ static int s_set_thresholds(db_t *db)
     "         WHEN cand.prefix THEN 2"                                                             \
     "         WHEN coalesce(m.n, 0) > 0 THEN 1 ELSE 0 END)::bigint << 40)"                         \
     "  + (least(coalesce(m.n, 0), 1023)::bigint << 30)"                                            \
-    "  + ((1000 * greatest(similarity(u.username, q.n), similarity(u.name_norm, q.n),"             \
-    "        word_similarity(q.n, u.name_norm)))::bigint << 20)"                                   \
+    "  + ((1000 * " SIMILARITY ")::bigint << 20)"                                                  \
     "  + least(greatest(u.followers_count, 0), 1048575)::bigint AS score"                          \
-    "  FROM cand JOIN users u ON u.id = cand.id CROSS JOIN q LEFT JOIN mutual m ON m.id = u.id"    \
-    "  WHERE NOT EXISTS (SELECT 1 FROM blocks b"                                                   \
+    "  FROM cand JOIN users u ON u.id = cand.id CROSS JOIN q"                                      \
+    "  LEFT JOIN mutual m ON m.id = u.id" JOIN "  WHERE NOT EXISTS (SELECT 1 FROM blocks b"        \
     "   WHERE (b.blocker_id = $2::bigint AND b.blocked_id = u.id)"                                 \
     "   OR (b.blocker_id = u.id AND b.blocked_id = $2::bigint)))"                                  \
     " SELECT id, score FROM scored"                                                                \
     " WHERE NOT $3::boolean OR (score, id) < ($4::bigint, $5::bigint)"                             \
     " ORDER BY score DESC, id DESC LIMIT $6::int"
 
-//  $1 query, $2 viewer, $3 has cursor, $4 $5 cursor keys, $6 rows wanted,
-//  $7 whether to look for typo-tolerant matches too. n is the normalised
-//  query; [n, hi) is the prefix range in byte order (hi is n followed by
-//  the highest code point), which user_terms' btree walks in index order.
-//  cand.prefix says a candidate came from the prefix branch (tier 2 at
-//  least), whatever else it matched.
-static const char s_users_search_sql[] = S_USERS_SEARCH_SQL("", "", "u.username", "u.name_norm");
+#define S_SIMILARITY_SQL                                                                           \
+    "greatest(similarity(u.username, q.n), similarity(u.name_norm, q.n),"                          \
+    " word_similarity(q.n, u.name_norm))"
 
-//  The same, the typo branches limited to the index's candidates: $8 for
-//  usernames, $9 for display names (bigint arrays).
-static const char s_users_candidates_sql[] =
-    S_USERS_SEARCH_SQL(" AND u.id = ANY ($8::bigint[])", " AND u.id = ANY ($9::bigint[])",
-                       "(u.username || '')", "(u.name_norm || '')");
+//  Every account: pg_trgm on the GIN indexes of username and name_norm.
+static const char s_users_search_sql[] =
+    S_USERS_SEARCH_SQL("",
+                       "SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)"
+                       "  AND u.username % (SELECT n FROM q)"
+                       "  ORDER BY similarity(u.username, (SELECT n FROM q)) DESC, u.id DESC"
+                       "  LIMIT " SEARCH_USERS_BRANCH,
+                       "SELECT u.id, false FROM users u WHERE (SELECT fuzzy FROM q)"
+                       "  AND (SELECT n FROM q) <% u.name_norm"
+                       "  ORDER BY word_similarity((SELECT n FROM q), u.name_norm) DESC, u.id DESC"
+                       "  LIMIT " SEARCH_USERS_BRANCH,
+                       S_SIMILARITY_SQL, "");
+
+//  The same over the in-memory index's candidates (uindex_found_t), with
+//  the similarities it computed, so Postgres evaluates no trigram function
+//  for them: typo has one row per scored candidate, $8 ids, $9 the
+//  username branch's similarity (NULL: not a candidate of that branch),
+//  $10 the display name branch's word similarity (likewise), $11 the
+//  score's similarity (NULL: compute it here); an id found by both
+//  branches comes twice, with the same $11. $12 and $13 are the
+//  candidates the index could not score (not indexed, or a display name
+//  that is not ASCII), which Postgres checks as the plain statement does;
+//  "u.username || ''" (the same text) keeps the planner from reading the
+//  GIN index (thousands of rows) instead of fetching them by primary key.
+//  Each branch still orders and cuts its rows, so scored and unscored
+//  candidates are kept as the plain statement keeps them.
+static const char s_users_candidates_sql[] = S_USERS_SEARCH_SQL(
+    " typo AS (SELECT id, max(usim) AS usim, max(wsim) AS wsim, max(best) AS best"
+    "  FROM unnest($8::bigint[], $9::float4[], $10::float4[], $11::float4[])"
+    "  AS t(id, usim, wsim, best) GROUP BY id),",
+    "SELECT id, false FROM (SELECT t.id, t.usim AS s FROM typo t WHERE t.usim IS NOT NULL"
+    "  UNION ALL SELECT u.id, similarity(u.username, (SELECT n FROM q)) FROM users u"
+    "  WHERE u.id = ANY ($12::bigint[]) AND (u.username || '') % (SELECT n FROM q)) b"
+    "  WHERE (SELECT fuzzy FROM q) ORDER BY s DESC, id DESC LIMIT " SEARCH_USERS_BRANCH,
+    "SELECT id, false FROM (SELECT t.id, t.wsim AS s FROM typo t WHERE t.wsim IS NOT NULL"
+    "  UNION ALL SELECT u.id, word_similarity((SELECT n FROM q), u.name_norm) FROM users u"
+    "  WHERE u.id = ANY ($13::bigint[]) AND (SELECT n FROM q) <% (u.name_norm || '')) b"
+    "  WHERE (SELECT fuzzy FROM q) ORDER BY s DESC, id DESC LIMIT " SEARCH_USERS_BRANCH,
+    "coalesce(t.best, " S_SIMILARITY_SQL ")", " LEFT JOIN typo t ON t.id = u.id");
 
 //  pg_trgm's trigrams of a non-ASCII column as uindex_pg_trigrams() reads
 //  them (each hex-encoded, joined by commas), else NULL.
@@ -226,6 +252,68 @@ int search_users_index_start(db_t *db, void *state)
     return 0;
 }
 
+//  The parameters $8..$13 of s_users_candidates_sql, as array literals:
+//  four parallel arrays, one element per scored candidate of either
+//  branch, then the ids of each branch's unscored candidates.
+enum { S_TYPO_IDS, S_TYPO_USIM, S_TYPO_WSIM, S_TYPO_BEST, S_TYPO_USERS, S_TYPO_NAMES, S_TYPO_N };
+typedef struct {
+    char *text[S_TYPO_N];
+    size_t used[S_TYPO_N];
+} s_typo_arrays_t;
+
+static void s_typo_arrays_free(s_typo_arrays_t *arrays)
+{
+    for (int at = 0; at < S_TYPO_N; at++)
+        free(arrays->text[at]);
+    memset(arrays, 0, sizeof *arrays);
+}
+
+//  Appends one branch's candidates (ids, scores, best; count) to arrays:
+//  the scored ones to the four parallel arrays (their score as usim or
+//  wsim, as username says, the other NULL), the others' ids to the
+//  branch's unscored array.
+static void s_typo_append(s_typo_arrays_t *arrays, const int64_t *ids, const float *scores,
+                          const float *best, size_t count, bool username)
+{
+    int unscored = username ? S_TYPO_USERS : S_TYPO_NAMES;
+    for (size_t at = 0; at < count; at++) {
+        int array = scores[at] < 0 ? unscored : S_TYPO_IDS;
+        bool first = arrays->used[array] == 1;
+        arrays->used[array] += (size_t)sprintf(arrays->text[array] + arrays->used[array],
+                                               "%s%" PRId64, first ? "" : ",", ids[at]);
+        if (array != S_TYPO_IDS) continue;
+        size_t *used = arrays->used;
+        uindex_float_append(arrays->text[S_TYPO_USIM], &used[S_TYPO_USIM], first,
+                            username ? scores[at] : -1.0f);
+        uindex_float_append(arrays->text[S_TYPO_WSIM], &used[S_TYPO_WSIM], first,
+                            username ? -1.0f : scores[at]);
+        uindex_float_append(arrays->text[S_TYPO_BEST], &used[S_TYPO_BEST], first, best[at]);
+    }
+}
+
+//  found as the candidate statement's array parameters. 0, or -1 out of
+//  memory (arrays then freed).
+static int s_typo_arrays(const uindex_found_t *found, s_typo_arrays_t *arrays)
+{
+    memset(arrays, 0, sizeof *arrays);
+    size_t room = (found->user_count + found->name_count) * 22 + 3;
+    for (int at = 0; at < S_TYPO_N; at++) {
+        if (!(arrays->text[at] = malloc(room))) {
+            s_typo_arrays_free(arrays);
+            return -1;
+        }
+        strcpy(arrays->text[at], "{");
+        arrays->used[at] = 1;
+    }
+    s_typo_append(arrays, found->user_ids, found->user_scores, found->user_best, found->user_count,
+                  true);
+    s_typo_append(arrays, found->name_ids, found->name_scores, found->name_best, found->name_count,
+                  false);
+    for (int at = 0; at < S_TYPO_N; at++)
+        strcpy(arrays->text[at] + arrays->used[at], "}");
+    return 0;
+}
+
 //  The typo search (params: $1..$7 of s_users_search_sql, $7 true): the
 //  index's candidates when it can give them, else every account.
 static PGresult *s_typo_search(call_t *call, const char **params)
@@ -250,19 +338,22 @@ static PGresult *s_typo_search(call_t *call, const char **params)
         if (usable == -2 && s_set_thresholds(call->db) != 0) return NULL;
         return db_query(call->db, s_users_search_sql, 7, params);
     }
-    char *users = uindex_array_text(found.user_ids, found.user_count);
-    char *names = uindex_array_text(found.name_ids, found.name_count);
+    s_typo_arrays_t arrays;
     int64_t chosen = zclock_usecs();
-    const char *all[] = {params[0], params[1], params[2], params[3], params[4],
-                         params[5], params[6], users,     names};
-    PGresult *res = users && names ? db_query(call->db, s_users_candidates_sql, 9, all) : NULL;
+    PGresult *res = NULL;
+    if (s_typo_arrays(&found, &arrays) == 0) {
+        const char *all[] = {params[0],      params[1],      params[2],      params[3],
+                             params[4],      params[5],      params[6],      arrays.text[0],
+                             arrays.text[1], arrays.text[2], arrays.text[3], arrays.text[4],
+                             arrays.text[5]};
+        res = db_query(call->db, s_users_candidates_sql, 13, all);
+    }
     log_debug("user search: matches %zu usernames, %zu names; candidates %zu usernames, %zu"
               " names; ms refresh %.2f candidates %.2f query %.2f",
               found.user_matches, found.name_matches, found.user_count, found.name_count,
               (double)(refreshed - started) / 1000.0, (double)(chosen - refreshed) / 1000.0,
               (double)(zclock_usecs() - chosen) / 1000.0);
-    free(users);
-    free(names);
+    s_typo_arrays_free(&arrays);
     uindex_found_free(&found);
     return res;
 }

@@ -8,6 +8,9 @@
       pg_trgm's, float for float;
     - the candidates of both typo branches hold every account pg_trgm
       matches, on a few hundred seeded accounts;
+    - the similarities handed to the ranked query with the candidates
+      (usim, wsim, and the score's greatest of three), as Postgres reads
+      the float4[] literals back, equal pg_trgm's bit for bit;
     - through search.users: an account created, renamed or deleted after
       the index was built is found (or not) by a typo right after the
       projection has it, and pages equal those of the plain SQL path.
@@ -437,6 +440,50 @@ static void s_seed_accounts(void)
             }
 }
 
+//  The similarities the index hands the ranked query (users.c
+//  s_typo_arrays, as Postgres reads them back) equal pg_trgm's, bit for
+//  bit: a branch's own (similarity of the username, word similarity of
+//  the display name) and the score's greatest of the three; and all but
+//  the non-ASCII display names are scored.
+static void s_check_scores(user_index_t *index, const char *const *queries, size_t count)
+{
+    size_t scored = 0, unscored = 0;
+    for (size_t q = 0; q < count; q++) {
+        uindex_found_t found;
+        assert_int_equal(uindex_candidates(index, queries[q], 0.25, 0.5, 150, &found), 0);
+        s_typo_arrays_t arrays;
+        assert_int_equal(s_typo_arrays(&found, &arrays), 0);
+        char **text = arrays.text;
+        const char *check[] = {queries[q], text[S_TYPO_IDS], text[S_TYPO_USIM], text[S_TYPO_WSIM],
+                               text[S_TYPO_BEST]};
+        PGresult *res = db_query(
+            s_db,
+            "SELECT count(*) FILTER (WHERE t.usim IS DISTINCT FROM"
+            "   CASE WHEN t.usim IS NOT NULL THEN similarity(u.username, $1) END"
+            "  OR t.wsim IS DISTINCT FROM"
+            "   CASE WHEN t.wsim IS NOT NULL THEN word_similarity($1, u.name_norm) END"
+            "  OR t.best <> greatest(similarity(u.username, $1), similarity(u.name_norm, $1),"
+            "   word_similarity($1, u.name_norm))"
+            "  OR (t.usim IS NULL AND t.wsim IS NULL)),"
+            " count(t.best), count(*) - count(t.best)"
+            " FROM unnest($2::bigint[], $3::float4[], $4::float4[], $5::float4[])"
+            "  AS t(id, usim, wsim, best) JOIN users u ON u.id = t.id",
+            5, check);
+        assert_non_null(res);
+        if (!streq(PQgetvalue(res, 0, 0), "0"))
+            fprintf(stderr, "%s: scores differ\n  %s\n  %s\n  %s\n  %s\n", queries[q], check[1],
+                    check[2], check[3], check[4]);
+        assert_string_equal(PQgetvalue(res, 0, 0), "0");
+        scored += (size_t)atoi(PQgetvalue(res, 0, 1));
+        unscored += (size_t)atoi(PQgetvalue(res, 0, 2));
+        PQclear(res);
+        s_typo_arrays_free(&arrays);
+        uindex_found_free(&found);
+    }
+    assert_true(scored > 0);
+    assert_true(scored > unscored);
+}
+
 static void test_candidates_hold_every_match(void **state)
 {
     s_seed_accounts();
@@ -486,6 +533,7 @@ static void test_candidates_hold_every_match(void **state)
         free(names);
         uindex_found_free(&found);
     }
+    s_check_scores(&index, queries, sizeof queries / sizeof *queries);
     //  keep = 3 keeps the three the username branch keeps, ties by id.
     uindex_found_t found;
     assert_int_equal(uindex_candidates(&index, "mattgew", 0.25, 0.5, 3, &found), 0);
