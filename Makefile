@@ -29,7 +29,7 @@ PKGS := libczmq libzmq libpq msgpack libjwt libsodium jansson libcrypto
 CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS_PKG := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
-VIPS_LIBS := $(shell pkg-config --libs vips 2>/dev/null)
+VIPS_LIBS := $(shell pkg-config --libs vips libjpeg 2>/dev/null)
 CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 

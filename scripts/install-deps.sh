@@ -10,6 +10,8 @@ PACKAGES=(
   # libraries (linked through pkg-config; civetweb has no .pc file)
   libzmq3-dev libczmq-dev libcivetweb-dev libpq-dev libmsgpack-dev libjwt-dev
   libsodium-dev libjansson-dev libvips-dev libcurl4-openssl-dev libcmocka-dev
+  # libjpeg-turbo's transcoding API (media's lossless path for right-sized JPEGs)
+  libjpeg62-turbo-dev
   # libcrypto (SHA-1 of the gateway's WebSocket handshake; libjwt links it already)
   libssl-dev
   # database server for the embedded default and the tests

@@ -7,7 +7,9 @@
     PNG or WebP from its bytes, whatever the name or declared type (415).
     Then it decodes once with shrink-on-load, applies the EXIF orientation,
     never upscales, and re-encodes with every piece of metadata stripped
-    (EXIF, GPS, XMP, ICC, comments).
+    (EXIF, GPS, XMP, ICC, comments). A post's JPEG already within
+    IMAGE_FULL_SIDE and upright is not re-encoded but rewritten from its
+    own DCT coefficients (same pixels, same metadata stripped; image.c).
 
     A post gets two renditions: the largest side at most IMAGE_FULL_SIDE
     and a thumbnail whose largest side is at most IMAGE_THUMB_SIDE. An
