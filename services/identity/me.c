@@ -42,8 +42,9 @@
 #include <string.h>
 
 #define REFRESH_TOKEN_MAX 512
-//  At most this long for graph to take a privacy switch (s_tell_graph_privacy).
-#define IDENTITY_PRIVACY_CALL_MS 1000
+//  At most this long for graph or media to take a change handed to them
+//  before the answer (s_tell_graph_privacy, s_tell_media).
+#define IDENTITY_SYNC_CALL_MS 1000
 
 static json_t *s_signed_out(void)
 {
@@ -136,7 +137,7 @@ json_t *me_get(call_t *call)
 //  the event still brings the switch a few milliseconds later.
 static void s_tell_graph_privacy(call_t *call, bool is_private, int64_t version)
 {
-    int64_t deadline = envelope_now_ms() + IDENTITY_PRIVACY_CALL_MS;
+    int64_t deadline = envelope_now_ms() + IDENTITY_SYNC_CALL_MS;
     if (call->request->deadline_ms > 0 && call->request->deadline_ms < deadline)
         deadline = call->request->deadline_ms;
     json_t *args =
@@ -148,6 +149,27 @@ static void s_tell_graph_privacy(call_t *call, bool is_private, int64_t version)
         log_warn("graph users.privacy answered %d: the switch reaches graph with user.updated",
                  status);
     json_decref(args);
+    json_decref(reply);
+}
+
+//  Media renders post authors (the avatar) from its projection of
+//  user.updated; handing it the committed change directly (media
+//  users.sync, with the row's version so the later event changes nothing)
+//  means the author's next post or page already shows it. Best effort,
+//  like s_tell_graph_privacy.
+static void s_tell_media(call_t *call, const PGresult *res)
+{
+    int64_t deadline = envelope_now_ms() + IDENTITY_SYNC_CALL_MS;
+    if (call->request->deadline_ms > 0 && call->request->deadline_ms < deadline)
+        deadline = call->request->deadline_ms;
+    json_t *payload = store_user_event(res, 0, true);
+    json_t *reply =
+        rpc_call(call->rpc, "media", "users.sync", call->viewer_id, payload, NULL, deadline);
+    int status = reply_status(reply);
+    if (status != 200)
+        log_warn("media users.sync answered %d: the change reaches media with user.updated",
+                 status);
+    json_decref(payload);
     json_decref(reply);
 }
 
@@ -215,6 +237,7 @@ cleanup:
     reply = s_finish(db, reply);
     if (!reply && private_rc == 1)
         s_tell_graph_privacy(call, is_private, strtoll(PQgetvalue(res, 0, COL_VERSION), NULL, 10));
+    if (!reply) s_tell_media(call, res);
     if (!reply) reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
     PQclear(res);
     return reply;
@@ -328,6 +351,7 @@ static json_t *s_set_avatar(call_t *call, const char *key)
                  2, params);
     json_t *reply =
         s_finish(db, res ? s_emit_user_updated(db, res) : identity_internal("update avatar"));
+    if (!reply) s_tell_media(call, res);
     if (!reply) reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
     PQclear(res);
     return reply;

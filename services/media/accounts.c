@@ -22,6 +22,12 @@
     events are emitted for these: every consumer handles user.deleted
     itself.
 
+    users.sync (accounts_sync) is identity handing media the payload of a
+    user.updated before it answers the change, so the author's own next
+    read (a new post showing the new avatar) does not wait for the event.
+    Both carry identity's row version (schemas/media/004_user_version.sql)
+    and whichever comes second, if not newer, changes nothing.
+
     Both handlers are idempotent (a replayed event finds nothing left to
     do) and return -1 on a database error, so the subscriber retries.
 */
@@ -67,25 +73,30 @@ static int s_project_user(db_t *db, const event_t *event, const char *user, cons
                  event->topic);
         return 0;
     }
+    json_t *version_value = json_object_get(event->payload, "version");
+    char version[24];
+    snprintf(version, sizeof version, "%lld",
+             json_is_integer(version_value) ? (long long)json_integer_value(version_value) : 0LL);
     const char *params[] = {user,
                             username,
                             s_field(event, "display_name"),
                             s_field(event, "bio"),
                             s_field(event, "website"),
                             avatar_key,
-                            json_is_true(json_object_get(event->payload, "is_private")) ? "t"
-                                                                                        : "f"};
-    long rows = db_exec(db,
-                        replace ? "INSERT INTO users (id, username, display_name, bio, website,"
-                                  " avatar_key, is_private) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                                  " ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username,"
-                                  " display_name = EXCLUDED.display_name, bio = EXCLUDED.bio,"
-                                  " website = EXCLUDED.website, avatar_key = EXCLUDED.avatar_key,"
-                                  " is_private = EXCLUDED.is_private"
-                                : "INSERT INTO users (id, username, display_name, bio, website,"
-                                  " avatar_key, is_private) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                                  " ON CONFLICT (id) DO NOTHING",
-                        7, params);
+                            json_is_true(json_object_get(event->payload, "is_private")) ? "t" : "f",
+                            version};
+    long rows = db_exec(
+        db,
+        replace ? "INSERT INTO users (id, username, display_name, bio, website,"
+                  " avatar_key, is_private, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                  " ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username,"
+                  " display_name = EXCLUDED.display_name, bio = EXCLUDED.bio,"
+                  " website = EXCLUDED.website, avatar_key = EXCLUDED.avatar_key,"
+                  " is_private = EXCLUDED.is_private, version = EXCLUDED.version"
+                : "INSERT INTO users (id, username, display_name, bio, website,"
+                  " avatar_key, is_private, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                  " ON CONFLICT (id) DO NOTHING",
+        8, params);
     return rows < 0 ? -1 : 0;
 }
 
@@ -97,11 +108,32 @@ int accounts_user_created(db_t *db, const event_t *event, void *state)
     return s_project_user(db, event, user, NULL, false);
 }
 
+//  1 when the projection holds a newer version of the user than the
+//  payload's (identity's users.sync came first: the event is stale and
+//  changes nothing), 0 when the payload is to be applied, -1 on a database
+//  error. Locks the row, so a sync and the event do not interleave.
+static int s_stale(db_t *db, const event_t *event, const char *user)
+{
+    json_t *value = json_object_get(event->payload, "version");
+    char version[24];
+    snprintf(version, sizeof version, "%lld",
+             json_is_integer(value) ? (long long)json_integer_value(value) : 0LL);
+    const char *params[] = {user, version};
+    PGresult *res =
+        db_query(db, "SELECT version > $2::bigint FROM users WHERE id = $1 FOR UPDATE", 2, params);
+    if (!res) return -1;
+    int stale = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return stale;
+}
+
 int accounts_user_updated(db_t *db, const event_t *event, void *state)
 {
     (void)state;
     char user[21];
     if (!s_user_id(event, user)) return 0;
+    int stale = s_stale(db, event, user);
+    if (stale != 0) return stale < 0 ? -1 : 0;
     const char *key = json_string_value(json_object_get(event->payload, "avatar_key"));
     if (key && !storage_key_valid(key)) key = NULL; // not ours: treat as none
     if (s_project_user(db, event, user, key, true) != 0) return -1;
@@ -132,6 +164,28 @@ int accounts_user_updated(db_t *db, const event_t *event, void *state)
 cleanup:
     PQclear(old);
     return rc;
+}
+
+json_t *accounts_sync(call_t *call)
+{
+    const char *id = json_string_value(json_object_get(call->args, "id"));
+    int64_t parsed = 0;
+    if (call->viewer_id <= 0) return reply_error(401, ERR_UNAUTHENTICATED, "sign in first");
+    if (!id || !ids_parse(id, &parsed) || parsed != call->viewer_id ||
+        !json_is_integer(json_object_get(call->args, "version")))
+        return reply_invalid(json_pack("{s:s}", "id", "must be the viewer's, with a version"),
+                             "some fields are not valid");
+    event_t event = {.producer = "identity",
+                     .topic = "user.updated",
+                     .request_id = call->request->request_id,
+                     .payload = call->args};
+    db_t *db = call->db;
+    if (db_begin(db) != 0) return media_internal("begin");
+    json_t *reply = NULL;
+    if (accounts_user_updated(db, &event, call->state) != 0 || db_commit(db) != 0)
+        reply = media_internal("sync user");
+    if (db_in_transaction(db)) db_rollback(db);
+    return reply ? reply : reply_ok(200, json_object());
 }
 
 int accounts_user_deleted(db_t *db, const event_t *event, void *state)

@@ -55,6 +55,7 @@ static const service_method_t s_methods[] = {
     {"saves.create", saves_create},
     {"saves.delete", saves_delete},
     {"saves.list", saves_list},
+    {"users.sync", accounts_sync},
     {"media.seed", media_seed},
     {NULL, NULL},
 };

@@ -63,6 +63,9 @@ json_t *saves_list(call_t *call);
 int accounts_user_created(db_t *db, const event_t *event, void *state);
 int accounts_user_updated(db_t *db, const event_t *event, void *state);
 int accounts_user_deleted(db_t *db, const event_t *event, void *state);
+//  users.sync {user.updated payload}: the viewer's own change, from identity
+//  before it answers it (accounts.c).
+json_t *accounts_sync(call_t *call);
 
 //  ---- files.c: references and garbage collection ----------------------------
 //  Inside the caller's transaction: queues keys (NULL entries skipped) for
