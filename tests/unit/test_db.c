@@ -9,6 +9,7 @@
 */
 #include "db.h"
 #include "log.h"
+#include "unit_pg.h"
 
 #include <czmq.h>
 #include <pthread.h>
@@ -25,70 +26,19 @@
 #define PORT_FIRST 17100
 #define PORT_LAST 17109
 
+static unit_pg_t *s_pg;
 static char s_url[256];
-static char s_pg_dir[128]; // temp folder of our own server, "" when shared
-static char s_pg_sh[512];
 static char s_schema[64];
 static char s_migrations[128]; // temp folder holding <schema>/NNN_x.sql
 
 //  ---- fixture ---------------------------------------------------------------
 
-static int s_find_pg_sh(void)
-{
-    if (access("scripts/pg.sh", R_OK) == 0) {
-        snprintf(s_pg_sh, sizeof s_pg_sh, "scripts/pg.sh");
-        return 0;
-    }
-    //  Run from elsewhere: the script is three or four levels above the binary.
-    char exe[400];
-    ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (length <= 0) return -1;
-    exe[length] = '\0';
-    for (int up = 0; up < 6; up++) {
-        char *slash = strrchr(exe, '/');
-        if (!slash) break;
-        *slash = '\0';
-        snprintf(s_pg_sh, sizeof s_pg_sh, "%s/scripts/pg.sh", exe);
-        if (access(s_pg_sh, R_OK) == 0) return 0;
-    }
-    return -1;
-}
-
-static int s_pg(const char *verb, int port)
-{
-    char command[1024];
-    if (port)
-        snprintf(command, sizeof command, "PG_FAST=1 bash %s %s %s/data %d >%s/pg.out 2>&1",
-                 s_pg_sh, verb, s_pg_dir, port, s_pg_dir);
-    else
-        snprintf(command, sizeof command, "bash %s %s %s/data >>%s/pg.out 2>&1", s_pg_sh, verb,
-                 s_pg_dir, s_pg_dir);
-    return system(command) == 0 ? 0 : -1;
-}
-
 static int s_group_setup(void **state)
 {
     log_init("test_db");
-    const char *shared = getenv("TEST_DATABASE_URL");
-    if (shared && *shared)
-        snprintf(s_url, sizeof s_url, "%s", shared);
-    else {
-        if (s_find_pg_sh() != 0) {
-            fprintf(stderr, "test_db: scripts/pg.sh not found\n");
-            return -1;
-        }
-        snprintf(s_pg_dir, sizeof s_pg_dir, "/tmp/test_db.XXXXXX");
-        if (!mkdtemp(s_pg_dir)) return -1;
-        chmod(s_pg_dir, 0755); // the server runs as another user when we are root
-        int port = PORT_FIRST;
-        while (port <= PORT_LAST && s_pg("start", port) != 0)
-            port++;
-        if (port > PORT_LAST) {
-            fprintf(stderr, "test_db: cannot start postgres (see %s/pg.out)\n", s_pg_dir);
-            return -1;
-        }
-        snprintf(s_url, sizeof s_url, "postgresql://app@127.0.0.1:%d/app", port);
-    }
+    s_pg = unit_pg_new("test_db", "scripts/pg.sh", PORT_FIRST, PORT_LAST);
+    if (!s_pg) return -1;
+    snprintf(s_url, sizeof s_url, "%s", unit_pg_url(s_pg));
     snprintf(s_schema, sizeof s_schema, "test_db_%d_%u", (int)getpid(),
              (unsigned)(zclock_usecs() % 1000000));
     snprintf(s_migrations, sizeof s_migrations, "/tmp/test_db_migrations.XXXXXX");
@@ -116,11 +66,7 @@ static int s_group_teardown(void **state)
     char command[512];
     snprintf(command, sizeof command, "rm -rf %s", s_migrations);
     if (system(command) != 0) fprintf(stderr, "test_db: cannot remove %s\n", s_migrations);
-    if (*s_pg_dir) {
-        s_pg("destroy", 0);
-        snprintf(command, sizeof command, "rm -rf %s", s_pg_dir);
-        if (system(command) != 0) fprintf(stderr, "test_db: cannot remove %s\n", s_pg_dir);
-    }
+    unit_pg_destroy(&s_pg);
     return 0;
 }
 
@@ -435,16 +381,15 @@ static void test_reset_after_terminate(void **state)
 
 static void test_reset_after_server_restart(void **state)
 {
-    if (!*s_pg_dir) skip(); // never restart a server other suites share
+    if (!unit_pg_private(s_pg)) skip(); // never stop a server other suites share
     db_t *db = db_new(s_url, s_schema);
     assert_non_null(db);
     assert_int_equal(s_count(db, "SELECT 41 + 1"), 42);
-    assert_int_equal(s_pg("stop", 0), 0);
+    assert_int_equal(unit_pg_stop(s_pg), 0);
     //  While the server is down calls fail cleanly.
     assert_null(db_query(db, "SELECT 41 + 1", 0, NULL));
     assert_string_equal(db_last_sqlstate(db), "08006");
-    const char *port = strrchr(s_url, ':') + 1;
-    assert_int_equal(s_pg("start", atoi(port)), 0);
+    assert_int_equal(unit_pg_start(s_pg), 0);
     assert_int_equal(s_count(db, "SELECT 41 + 1"), 42);
     db_destroy(&db);
 }

@@ -20,6 +20,8 @@
 #include "../../services/feed/timeline.c"
 #include "../../services/feed/util.c"
 
+#include "unit_pg.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,11 +34,9 @@
 #define PORT_FIRST 17780
 #define PORT_LAST 17789
 
-static char s_server_url[256]; // the server's "app" database
-static char s_url[300];        // this run's database
+static unit_pg_t *s_pg; // the server (its "app" database)
+static char s_url[300]; // this run's database
 static char s_database[64];
-static char s_root[512]; // repository root
-static char s_pg_dir[128];
 static db_t *s_db;
 static feed_t s_config = {.fanout_threshold = 2, .timeline_max = 100, .backfill = 3};
 static int64_t s_seq;
@@ -44,43 +44,10 @@ static int64_t s_next_post = 1000000;
 
 //  ---- fixture ---------------------------------------------------------------
 
-static int s_find_root(void)
-{
-    char exe[400];
-    ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (length <= 0) return -1;
-    exe[length] = '\0';
-    for (int up = 0; up < 6; up++) {
-        char *slash = strrchr(exe, '/');
-        if (!slash) break;
-        *slash = '\0';
-        char probe[512];
-        snprintf(probe, sizeof probe, "%s/schemas/feed/001_init.sql", exe);
-        if (access(probe, R_OK) == 0) {
-            snprintf(s_root, sizeof s_root, "%s", exe);
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int s_pg(const char *verb, int port)
-{
-    char command[1024];
-    if (port)
-        snprintf(command, sizeof command,
-                 "PG_FAST=1 bash %s/scripts/pg.sh %s %s/data %d >%s/pg.out 2>&1", s_root, verb,
-                 s_pg_dir, port, s_pg_dir);
-    else
-        snprintf(command, sizeof command, "bash %s/scripts/pg.sh %s %s/data >>%s/pg.out 2>&1",
-                 s_root, verb, s_pg_dir, s_pg_dir);
-    return system(command) == 0 ? 0 : -1;
-}
-
 //  Runs one statement on the server's own database (CREATE/DROP DATABASE).
 static int s_server_exec(const char *sql)
 {
-    db_t *db = db_new(s_server_url, "public");
+    db_t *db = db_new(unit_pg_url(s_pg), "public");
     if (!db) return -1;
     int rc = db_exec_script(db, sql);
     db_destroy(&db);
@@ -90,26 +57,9 @@ static int s_server_exec(const char *sql)
 static int s_setup(void **state)
 {
     log_init("test_feed");
-    if (s_find_root() != 0) {
-        fprintf(stderr, "test_feed: repository root not found\n");
-        return -1;
-    }
-    const char *shared = getenv("TEST_DATABASE_URL");
-    if (shared && *shared)
-        snprintf(s_server_url, sizeof s_server_url, "%s", shared);
-    else {
-        snprintf(s_pg_dir, sizeof s_pg_dir, "/tmp/test_feed.XXXXXX");
-        if (!mkdtemp(s_pg_dir)) return -1;
-        chmod(s_pg_dir, 0755);
-        int port = PORT_FIRST;
-        while (port <= PORT_LAST && s_pg("start", port) != 0)
-            port++;
-        if (port > PORT_LAST) {
-            fprintf(stderr, "test_feed: cannot start postgres (see %s/pg.out)\n", s_pg_dir);
-            return -1;
-        }
-        snprintf(s_server_url, sizeof s_server_url, "postgresql://app@127.0.0.1:%d/app", port);
-    }
+    s_pg = unit_pg_new("test_feed", "schemas/feed/001_init.sql", PORT_FIRST, PORT_LAST);
+    if (!s_pg) return -1;
+    const char *server_url = unit_pg_url(s_pg);
     snprintf(s_database, sizeof s_database, "feed_unit_%d", (int)getpid());
     char sql[128];
     snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", s_database);
@@ -117,14 +67,14 @@ static int s_setup(void **state)
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", s_database);
     if (s_server_exec(sql) != 0) return -1;
     //  Same server, our database: replace the path of the URL.
-    const char *slash = strrchr(s_server_url, '/');
+    const char *slash = strrchr(server_url, '/');
     const char *query = strchr(slash, '?');
-    snprintf(s_url, sizeof s_url, "%.*s/%s%s", (int)(slash - s_server_url), s_server_url,
-             s_database, query ? query : "");
+    snprintf(s_url, sizeof s_url, "%.*s/%s%s", (int)(slash - server_url), server_url, s_database,
+             query ? query : "");
     s_db = db_new(s_url, "feed");
     if (!s_db) return -1;
     char schemas[600];
-    snprintf(schemas, sizeof schemas, "%s/schemas", s_root);
+    snprintf(schemas, sizeof schemas, "%s/schemas", unit_pg_root(s_pg));
     if (db_migrate(s_db, schemas) < 0) return -1;
     return 0;
 }
@@ -135,12 +85,7 @@ static int s_teardown(void **state)
     char sql[128];
     snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", s_database);
     s_server_exec(sql);
-    if (*s_pg_dir) {
-        s_pg("destroy", 0);
-        char command[256];
-        snprintf(command, sizeof command, "rm -rf %s", s_pg_dir);
-        if (system(command) != 0) fprintf(stderr, "test_feed: cannot remove %s\n", s_pg_dir);
-    }
+    unit_pg_destroy(&s_pg);
     return 0;
 }
 

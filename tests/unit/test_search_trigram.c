@@ -37,6 +37,7 @@
 #include "ids.h"
 #include "log.h"
 #include "service.h"
+#include "unit_pg.h"
 
 #include <czmq.h>
 #include <setjmp.h>
@@ -65,11 +66,7 @@
 #define PORT_FIRST 17960
 #define PORT_LAST 17969
 
-static char s_url[256];
-static char s_root[512];   // repository root (holds scripts/ and schemas/)
-static char s_pg_dir[128]; // temp folder of our own server, "" when shared
-static char s_schema[64];
-static char s_migrations[128]; // temp folder: <schema> -> schemas/search
+static unit_pg_t *s_pg; // the server, and our schema unless replaying
 static db_t *s_db;
 static search_t s_state;
 static const service_def_t *s_def;
@@ -98,83 +95,26 @@ static json_t *s_fake_rpc(call_t *call, const char *service, const char *method,
 
 //  ---- fixture ---------------------------------------------------------------
 
-static int s_find_root(void)
-{
-    if (access("schemas/search/001_init.sql", R_OK) == 0 && getcwd(s_root, sizeof s_root)) return 0;
-    char exe[400];
-    ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (length <= 0) return -1;
-    exe[length] = '\0';
-    for (int up = 0; up < 6; up++) {
-        char *slash = strrchr(exe, '/');
-        if (!slash) break;
-        *slash = '\0';
-        snprintf(s_root, sizeof s_root, "%s/schemas/search/001_init.sql", exe);
-        if (access(s_root, R_OK) == 0) {
-            snprintf(s_root, sizeof s_root, "%s", exe);
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int s_pg(const char *verb, int port)
-{
-    char command[1200];
-    if (port)
-        snprintf(command, sizeof command,
-                 "PG_FAST=1 bash %s/scripts/pg.sh %s %s/data %d >%s/pg.out 2>&1", s_root, verb,
-                 s_pg_dir, port, s_pg_dir);
-    else
-        snprintf(command, sizeof command, "bash %s/scripts/pg.sh %s %s/data >>%s/pg.out 2>&1",
-                 s_root, verb, s_pg_dir, s_pg_dir);
-    return system(command) == 0 ? 0 : -1;
-}
-
-//  Connects to the server (starting our own when none is given) in
-//  schema; migrates a fresh schema when replay is false.
+//  Connects to the server in a fresh migrated schema, or, when replaying,
+//  in the seeded schema SEARCH_TRIGRAM_SCHEMA ("search") as it is.
 static int s_connect(bool replay)
 {
-    const char *shared = getenv("TEST_DATABASE_URL");
-    if (shared && *shared)
-        snprintf(s_url, sizeof s_url, "%s", shared);
-    else {
-        snprintf(s_pg_dir, sizeof s_pg_dir, "/tmp/test_search_trigram.XXXXXX");
-        if (!mkdtemp(s_pg_dir)) return -1;
-        chmod(s_pg_dir, 0755); // the server runs as another user when we are root
-        int port = PORT_FIRST;
-        while (port <= PORT_LAST && s_pg("start", port) != 0)
-            port++;
-        if (port > PORT_LAST) return -1;
-        snprintf(s_url, sizeof s_url, "postgresql://app@127.0.0.1:%d/app", port);
-    }
+    s_pg = unit_pg_new("test_search_trigram", "schemas/search/001_init.sql", PORT_FIRST, PORT_LAST);
+    if (!s_pg) return -1;
     if (replay) {
         const char *schema = getenv("SEARCH_TRIGRAM_SCHEMA");
-        s_db = db_new(s_url, schema && *schema ? schema : "search");
-        return s_db ? 0 : -1;
+        s_db = db_new(unit_pg_url(s_pg), schema && *schema ? schema : "search");
+    } else {
+        s_db = unit_pg_schema(s_pg, "search", NULL);
     }
-    snprintf(s_schema, sizeof s_schema, "test_search_trigram_%d_%u", (int)getpid(),
-             (unsigned)(zclock_usecs() % 1000000));
-    snprintf(s_migrations, sizeof s_migrations, "/tmp/test_search_trigram_mig.XXXXXX");
-    if (!mkdtemp(s_migrations)) return -1;
-    char *link = zsys_sprintf("%s/%s", s_migrations, s_schema);
-    char *target = zsys_sprintf("%s/schemas/search", s_root);
-    int rc = symlink(target, link);
-    zstr_free(&link);
-    zstr_free(&target);
-    if (rc != 0) return -1;
-    s_db = db_new(s_url, s_schema);
-    return s_db && db_migrate(s_db, s_migrations) >= 1 ? 0 : -1;
+    return s_db ? 0 : -1;
 }
 
 static int s_group_setup(void **state)
 {
     log_init("test_search_trigram");
     bool replay = getenv("SEARCH_TRIGRAM_REPLAY") != NULL;
-    if (s_find_root() != 0 || s_connect(replay) != 0) {
-        fprintf(stderr, "test_search_trigram: no database (see %s/pg.out)\n", s_pg_dir);
-        return -1;
-    }
+    if (s_connect(replay) != 0) return -1;
     if (search_init(&s_state, 0, s_fake_rpc) != 0) return -1;
     s_def = search_service_def(&s_state);
     return 0;
@@ -183,27 +123,8 @@ static int s_group_setup(void **state)
 static int s_group_teardown(void **state)
 {
     db_destroy(&s_db);
-    if (*s_schema) {
-        db_t *db = db_new(s_url, "public");
-        if (db) {
-            char *sql = zsys_sprintf("DROP SCHEMA IF EXISTS \"%s\" CASCADE", s_schema);
-            db_exec_script(db, sql);
-            zstr_free(&sql);
-            db_destroy(&db);
-        }
-        char command[512];
-        snprintf(command, sizeof command, "rm -rf %s", s_migrations);
-        if (system(command) != 0) fprintf(stderr, "cannot remove %s\n", s_migrations);
-    }
     search_destroy(&s_state);
-    if (*s_pg_dir) {
-        s_pg("destroy", 0);
-        char command[512];
-        snprintf(command, sizeof command, "rm -rf %s", s_pg_dir);
-        if (system(command) != 0) fprintf(stderr, "cannot remove %s\n", s_pg_dir);
-    }
-    //  The service's index lives as long as the process; free it for ASan.
-    if (s_index_ready) uindex_destroy(&s_index);
+    unit_pg_destroy(&s_pg);
     return 0;
 }
 
