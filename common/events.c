@@ -622,7 +622,9 @@ typedef struct {
     size_t producer_count;
     void *state;
     int64_t replay_ms;
-    size_t batch_max; // events a transaction (EVENTS_HANDLE_BATCH; 1 = one each)
+    size_t batch_max;              // events a transaction (EVENTS_HANDLE_BATCH; 1 = one each)
+    events_handler_fn batch_end;   // EVENTS_BATCH_END route, or NULL
+    events_handler_fn batch_reset; // EVENTS_BATCH_RESET route, or NULL
 } subscriber_t;
 
 typedef enum { HANDLED, DUPLICATE, GAP, FAILED } outcome_t;
@@ -665,6 +667,26 @@ static const events_route_t *s_find_route(subscriber_t *self, const event_t *eve
             return &self->routes[i];
     }
     return NULL;
+}
+
+//  Rolls the handling transaction back and tells the consumer (its
+//  EVENTS_BATCH_RESET hook) to forget what the rolled-back events deferred.
+static void s_abort(subscriber_t *self)
+{
+    db_rollback(self->db);
+    if (self->batch_reset) self->batch_reset(self->db, NULL, self->state);
+}
+
+//  Runs the EVENTS_BATCH_END hook inside the handling transaction, before
+//  the offset update and the commit. 0, or -1 when it failed (or ended the
+//  transaction): the caller aborts as for a failing handler.
+static int s_batch_end(subscriber_t *self)
+{
+    if (!self->batch_end) return 0;
+    int rc = self->batch_end(self->db, NULL, self->state);
+    if (rc == 0 && db_in_transaction(self->db)) return 0;
+    log_warn("events: the batch end hook failed");
+    return -1;
 }
 
 //  A string member without NUL bytes, or NULL.
@@ -729,18 +751,18 @@ static outcome_t s_handle(subscriber_t *self, producer_t *producer, const event_
                                 1, params);
     if (!result || PQntuples(result) != 1) {
         PQclear(result);
-        db_rollback(db);
+        s_abort(self);
         return FAILED;
     }
     int64_t last = strtoll(PQgetvalue(result, 0, 0), NULL, 10);
     PQclear(result);
     if (last > producer->last_known) producer->last_known = last;
     if (event->seq <= last) {
-        db_rollback(db);
+        s_abort(self);
         return DUPLICATE;
     }
     if (event->seq > last + 1) {
-        db_rollback(db);
+        s_abort(self);
         return GAP;
     }
     const events_route_t *route = s_find_route(self, event);
@@ -751,15 +773,16 @@ static outcome_t s_handle(subscriber_t *self, producer_t *producer, const event_
         if (rc != 0 || !open) {
             log_warn("events: handler for %s.%s seq %" PRId64 " failed%s", event->producer,
                      event->topic, event->seq, open ? "" : " (it ended the transaction)");
-            db_rollback(db);
+            s_abort(self);
             log_set_request_id(NULL);
             return FAILED;
         }
     }
-    if (db_exec(db, "UPDATE event_offsets SET last_seq = $2::bigint WHERE producer = $1", 2,
+    if (s_batch_end(self) != 0 ||
+        db_exec(db, "UPDATE event_offsets SET last_seq = $2::bigint WHERE producer = $1", 2,
                 params) != 1 ||
         db_commit(db) != 0) {
-        db_rollback(db);
+        s_abort(self);
         log_set_request_id(NULL);
         return FAILED;
     }
@@ -810,7 +833,7 @@ static outcome_t s_handle_batch(subscriber_t *self, producer_t *producer, const 
                                 1, params);
     if (!result || PQntuples(result) != 1) {
         PQclear(result);
-        db_rollback(db);
+        s_abort(self);
         return FAILED;
     }
     int64_t stored = strtoll(PQgetvalue(result, 0, 0), NULL, 10), last = stored;
@@ -835,7 +858,7 @@ static outcome_t s_handle_batch(subscriber_t *self, producer_t *producer, const 
                          " event by event",
                          event->producer, event->topic, event->seq,
                          open ? "" : " (it ended the transaction)");
-                db_rollback(db);
+                s_abort(self);
                 return FAILED;
             }
         }
@@ -844,11 +867,12 @@ static outcome_t s_handle_batch(subscriber_t *self, producer_t *producer, const 
     char seq_text[24];
     snprintf(seq_text, sizeof seq_text, "%" PRId64, last);
     params[1] = seq_text;
-    if ((last > stored &&
+    if (s_batch_end(self) != 0 ||
+        (last > stored &&
          db_exec(db, "UPDATE event_offsets SET last_seq = $2::bigint WHERE producer = $1", 2,
                  params) != 1) ||
         db_commit(db) != 0) {
-        db_rollback(db);
+        s_abort(self);
         return FAILED;
     }
     if (last > producer->last_known) producer->last_known = last;
@@ -1146,19 +1170,30 @@ events_subscriber_t *events_subscriber_new(const char *database_url, const char 
     sub->producers = (producer_t *)zmalloc((count + 1) * sizeof(producer_t));
     for (size_t i = 0; i < count; i++) {
         const char *topic = routes[i].topic;
+        if (streq(topic, EVENTS_BATCH_END) || streq(topic, EVENTS_BATCH_RESET)) {
+            events_handler_fn *hook =
+                streq(topic, EVENTS_BATCH_END) ? &sub->batch_end : &sub->batch_reset;
+            if (*hook || !routes[i].handler) {
+                log_error("events: batch hook '%s' twice or without a handler", topic);
+                s_subscriber_free(&sub);
+                return NULL;
+            }
+            *hook = routes[i].handler;
+            continue;
+        }
         const char *dot = strchr(topic, '.');
         if (!dot || !dot[1] || !protocol_valid_service(topic, (size_t)(dot - topic))) {
             log_error("events: invalid route topic '%s'", topic);
             s_subscriber_free(&sub);
             return NULL;
         }
-        sub->routes[i].topic = (const char *)strdup(topic);
-        sub->routes[i].handler = routes[i].handler;
+        sub->routes[sub->route_count].topic = (const char *)strdup(topic);
+        sub->routes[sub->route_count].handler = routes[i].handler;
         sub->route_count++;
         if (!s_find_producer(sub, topic, (size_t)(dot - topic)))
             sub->producers[sub->producer_count++].name = strndup(topic, (size_t)(dot - topic));
     }
-    if (count == 0) {
+    if (sub->route_count == 0) {
         log_error("events: a subscriber needs at least one route");
         s_subscriber_free(&sub);
         return NULL;

@@ -22,7 +22,8 @@
     backlog is handled in batches: one transaction (and one offset update)
     for up to 500 events of one producer, in seq order; a handler may
     therefore see, in its transaction, what the handlers of earlier events
-    of the batch wrote.
+    of the batch wrote. Optional batch hooks (EVENTS_BATCH_END/RESET) let a
+    consumer do deferred work once per transaction.
 */
 #ifndef EVENTS_H_INCLUDED
 #define EVENTS_H_INCLUDED
@@ -77,10 +78,31 @@ typedef struct {
                                // batch's earlier events); 0 ok, -1 retry
 } events_route_t;
 
+//  Batch hooks: a routes table may also hold, at most once each, a route
+//  whose topic is one of these pseudo-topics; its handler is then called
+//  with event NULL (and the subscriber's state), for a consumer that defers
+//  work to do once per transaction instead of once per event (notification
+//  collects its WebSocket pushes and builds them with one users.batch):
+//    EVENTS_BATCH_END    inside every transaction the subscriber opens to
+//                        handle events (a batch of one or many), after the
+//                        last handler and before the offset update and the
+//                        commit. -1 fails the transaction like a failing
+//                        handler (rolled back; a batch then goes event by
+//                        event). A single live event is a batch of one, so
+//                        what it defers still happens before its commit.
+//    EVENTS_BATCH_RESET  after each rollback of such a transaction (a
+//                        handler, the end hook, the offset update or the
+//                        commit failed; or a duplicate or gap was found
+//                        before any handler ran), so what the rolled-back
+//                        events deferred is forgotten before they run again.
+#define EVENTS_BATCH_END "$batch.end"
+#define EVENTS_BATCH_RESET "$batch.reset"
+
 typedef struct events_subscriber_t events_subscriber_t;
 
 //  Starts a subscriber thread consuming every producer named in routes
-//  (NULL-terminated by a route with topic NULL), with its own connection
+//  (NULL-terminated by a route with topic NULL; at least one real topic,
+//  besides any batch hooks), with its own connection
 //  to database_url in schema, its SUB socket on sub_endpoint
 //  (EVENTS_SUB_URL) and an rpc client on broker_endpoint for replays.
 events_subscriber_t *events_subscriber_new(const char *database_url, const char *schema,

@@ -47,36 +47,49 @@
 
 //  ---- store ------------------------------------------------------------------
 
-//  1 when owner and actor must not meet in activity (deleted, blocked), 0
-//  when they may, -1 on error.
-static int s_excluded(db_t *db, int64_t owner_id, int64_t actor_id)
+//  What activity_add did to group rows in the open transaction and did not
+//  write yet: per add, the group, +1 when its actor was new, the time. A
+//  backlog of follows of one popular account, or likes of one popular
+//  post, would otherwise rewrite the same group row once per event (every
+//  index of it, as latest_ms is indexed); activity_flush writes each group
+//  once per batch, summed. Only the event thread adds (handlers run there).
+static struct {
+    feed_ids_t groups, counts, times; // in step: one entry per add
+} s_deferred;
+
+int activity_forget(db_t *db, const event_t *event, void *state)
 {
-    char owner[21], actor[21];
-    const char *params[] = {feed_id_text(owner_id, owner), feed_id_text(actor_id, actor)};
-    PGresult *res = db_query(db,
-                             "SELECT EXISTS (SELECT 1 FROM deleted_users"
-                             "   WHERE user_id IN ($1::bigint, $2::bigint))"
-                             " OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1"
-                             "   AND blocked_id = $2)"
-                             " OR EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2"
-                             "   AND blocked_id = $1)",
-                             2, params);
-    if (!res || PQntuples(res) != 1) {
-        PQclear(res);
-        return -1;
-    }
-    int excluded = streq(PQgetvalue(res, 0, 0), "t");
-    PQclear(res);
-    return excluded;
+    feed_ids_free(&s_deferred.groups);
+    feed_ids_free(&s_deferred.counts);
+    feed_ids_free(&s_deferred.times);
+    feed_ids_init(&s_deferred.groups);
+    feed_ids_init(&s_deferred.counts);
+    feed_ids_init(&s_deferred.times);
+    return 0;
+}
+
+int activity_flush(db_t *db, const event_t *event, void *state)
+{
+    if (s_deferred.groups.count == 0) return 0;
+    const char *params[] = {feed_ids_literal(&s_deferred.groups),
+                            feed_ids_literal(&s_deferred.counts),
+                            feed_ids_literal(&s_deferred.times)};
+    long rc = db_exec(db,
+                      "UPDATE activity_groups g SET actor_count = g.actor_count + d.added,"
+                      " latest_ms = greatest(g.latest_ms, d.latest_ms)"
+                      " FROM (SELECT id, sum(added)::int AS added, max(at_ms) AS latest_ms"
+                      "   FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])"
+                      "   AS u (id, added, at_ms) GROUP BY id) d"
+                      " WHERE g.id = d.id",
+                      3, params);
+    activity_forget(db, event, state);
+    return rc < 0 ? -1 : 0;
 }
 
 int activity_add(db_t *db, int64_t owner_id, const char *type, int64_t post_id, int64_t actor_id,
                  int64_t source_id, int64_t at_ms)
 {
     if (owner_id <= 0 || actor_id <= 0 || owner_id == actor_id) return 0;
-    int excluded = s_excluded(db, owner_id, actor_id);
-    if (excluded != 0) return excluded < 0 ? -1 : 0;
-
     char group[21], owner[21], post[21], day[21], at[21], actor[21], source[21];
     snprintf(post, sizeof post, "%" PRId64, post_id);
     snprintf(day, sizeof day, "%" PRId64, at_ms / DAY_MS);
@@ -86,44 +99,46 @@ int activity_add(db_t *db, int64_t owner_id, const char *type, int64_t post_id, 
     feed_id_text(owner_id, owner);
     feed_id_text(actor_id, actor);
 
-    //  The group, new or not; latest_ms only moves forward, so a replay
-    //  changes nothing.
-    const char *group_params[] = {group, owner, type, post, day, at};
-    PGresult *res = db_query(db,
-                             "INSERT INTO activity_groups (id, owner_id, type, post_id, day,"
-                             " latest_ms) VALUES ($1, $2, $3, $4, $5, $6)"
-                             " ON CONFLICT (owner_id, type, post_id, day) DO UPDATE"
-                             " SET latest_ms = greatest(activity_groups.latest_ms,"
-                             "   EXCLUDED.latest_ms)"
-                             " RETURNING id",
-                             6, group_params);
-    if (!res || PQntuples(res) != 1) {
-        PQclear(res);
-        return -1;
+    //  One statement (this runs for every like, comment and follow, so
+    //  round trips count): nothing when either is deleted or a block
+    //  stands between them; else the group (new, or the one there), the
+    //  source, and when the source is new the actor. It returns the group
+    //  and whether the actor was in it before (an actor is in a group iff
+    //  a source of theirs is, so a known source never counts twice); the
+    //  group's count and latest_ms move at the batch's end.
+    const char *params[] = {group, owner, type, post, day, at, actor, source};
+    PGresult *res = db_query(
+        db,
+        "WITH allowed AS (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM deleted_users"
+        "   WHERE user_id IN ($2::bigint, $7::bigint))"
+        "   AND NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $7)"
+        "   AND NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $7 AND blocked_id = $2)),"
+        " old AS (SELECT id FROM activity_groups WHERE owner_id = $2::bigint"
+        "   AND type = $3::text AND post_id = $4::bigint AND day = $5::int),"
+        " known AS (SELECT EXISTS (SELECT 1 FROM old JOIN activity_actors a"
+        "   ON a.group_id = old.id WHERE a.actor_id = $7::bigint) AS actor),"
+        " fresh AS (INSERT INTO activity_groups (id, owner_id, type, post_id, day, latest_ms)"
+        "   SELECT $1::bigint, $2::bigint, $3::text, $4::bigint, $5::int, $6::bigint"
+        "   FROM allowed WHERE NOT EXISTS (SELECT 1 FROM old)"
+        "   ON CONFLICT (owner_id, type, post_id, day) DO NOTHING RETURNING id),"
+        " grp AS (SELECT id FROM fresh UNION ALL SELECT old.id FROM old, allowed),"
+        " src AS (INSERT INTO activity_sources (group_id, actor_id, source_id)"
+        "   SELECT id, $7::bigint, $8::bigint FROM grp ON CONFLICT DO NOTHING"
+        "   RETURNING group_id),"
+        " act AS (INSERT INTO activity_actors (group_id, actor_id, latest_ms)"
+        "   SELECT group_id, $7::bigint, $6::bigint FROM src"
+        "   ON CONFLICT (group_id, actor_id) DO UPDATE"
+        "   SET latest_ms = greatest(activity_actors.latest_ms, EXCLUDED.latest_ms))"
+        " SELECT grp.id, known.actor FROM grp, known",
+        8, params);
+    if (!res) return -1;
+    if (PQntuples(res) == 1) {
+        feed_ids_add(&s_deferred.groups, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+        feed_ids_add(&s_deferred.counts, streq(PQgetvalue(res, 0, 1), "t") ? 0 : 1);
+        feed_ids_add(&s_deferred.times, at_ms);
     }
-    snprintf(group, sizeof group, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-
-    const char *source_params[] = {group, actor, source};
-    long added = db_exec(db,
-                         "INSERT INTO activity_sources (group_id, actor_id, source_id)"
-                         " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                         3, source_params);
-    if (added < 0) return -1;
-    if (added == 0) return 0; // seen before
-    const char *actor_params[] = {group, actor, at};
-    //  xmax = 0 holds for a freshly inserted row, not for an updated one:
-    //  the count moves only for an actor new to the group.
-    return db_exec(db,
-                   "WITH actor AS (INSERT INTO activity_actors (group_id, actor_id, latest_ms)"
-                   "   VALUES ($1, $2, $3) ON CONFLICT (group_id, actor_id) DO UPDATE"
-                   "   SET latest_ms = greatest(activity_actors.latest_ms, EXCLUDED.latest_ms)"
-                   "   RETURNING (xmax = 0) AS inserted)"
-                   " UPDATE activity_groups SET actor_count = actor_count + 1"
-                   " WHERE id = $1 AND (SELECT inserted FROM actor)",
-                   3, actor_params) < 0
-               ? -1
-               : 0;
+    return 0;
 }
 
 //  After sources were deleted (res: rows of group_id, actor_id): removes
@@ -136,6 +151,12 @@ static int s_settle(db_t *db, PGresult *res)
     if (rows == 0) {
         PQclear(res);
         return 0;
+    }
+    //  The counts must be exact here (and the sweep below must not take a
+    //  group made in this batch whose first actor is still deferred).
+    if (activity_flush(db, NULL, NULL) != 0) {
+        PQclear(res);
+        return -1;
     }
     feed_ids_t groups, actors;
     feed_ids_init(&groups);

@@ -83,19 +83,6 @@ static int s_two_ids(const event_t *event, const char *name_a, int64_t *a, const
     return 0;
 }
 
-//  1 when either user is deleted, 0 when neither, -1 on error.
-static int s_either_deleted(db_t *db, int64_t a, int64_t b)
-{
-    char a_text[21], b_text[21];
-    const char *params[] = {feed_id_text(a, a_text), feed_id_text(b, b_text)};
-    PGresult *res = db_query(
-        db, "SELECT 1 FROM deleted_users WHERE user_id IN ($1::bigint, $2::bigint)", 2, params);
-    if (!res) return -1;
-    int deleted = PQntuples(res) > 0;
-    PQclear(res);
-    return deleted;
-}
-
 //  Whether a post's arrival trims this user's timeline: about one post in
 //  FEED_TRIM_ONE_IN, chosen from the ids so replays choose the same. Only
 //  the milliseconds of the ids are mixed: their low bits (shard and
@@ -142,35 +129,41 @@ int fanout_on_follow_created(db_t *db, const event_t *event, void *state)
     int64_t follower_id, followee_id;
     if (!s_two_ids(event, "follower_id", &follower_id, "followee_id", &followee_id)) return 0;
     if (follower_id == followee_id) return 0;
-    int deleted = s_either_deleted(db, follower_id, followee_id);
-    if (deleted != 0) return deleted < 0 ? -1 : 0;
-
     char follower[21], followee[21], backfill[21];
     snprintf(backfill, sizeof backfill, "%" PRId64, feed->backfill);
     const char *params[] = {feed_id_text(follower_id, follower),
                             feed_id_text(followee_id, followee), backfill};
-    long added = db_exec(db,
-                         "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)"
-                         " ON CONFLICT DO NOTHING",
-                         2, params);
-    if (added < 0) return -1;
-    if (added > 0) {
-        if (db_exec(db,
-                    "INSERT INTO follower_counts (user_id, followers) VALUES ($1, 1)"
-                    " ON CONFLICT (user_id)"
-                    " DO UPDATE SET followers = follower_counts.followers + 1",
-                    1, params + 1) < 0)
-            return -1;
-        //  Posts that were not fanned out are merged at read time anyway.
-        if (db_exec(db,
-                    "INSERT INTO timeline (user_id, post_id, author_id)"
-                    " SELECT $1::bigint, id, author_id FROM posts"
-                    " WHERE author_id = $2 AND fanned_out ORDER BY id DESC LIMIT $3"
-                    " ON CONFLICT DO NOTHING",
-                    3, params) < 0)
-            return -1;
-        if (s_trim_user(db, feed, follower_id) != 0) return -1;
+    //  One statement (this runs for every follow): nothing when either
+    //  account is deleted; else the edge, and when it is new the count and
+    //  the follower's timeline backfilled with the followee's newest posts
+    //  (those not fanned out are merged at read time anyway).
+    PGresult *res = db_query(db,
+                             "WITH gone AS (SELECT EXISTS (SELECT 1 FROM deleted_users"
+                             "   WHERE user_id IN ($1::bigint, $2::bigint)) AS gone),"
+                             " added AS (INSERT INTO follows (follower_id, followee_id)"
+                             "   SELECT $1::bigint, $2::bigint FROM gone WHERE NOT gone"
+                             "   ON CONFLICT DO NOTHING RETURNING followee_id),"
+                             " counted AS (INSERT INTO follower_counts (user_id, followers)"
+                             "   SELECT followee_id, 1 FROM added ON CONFLICT (user_id)"
+                             "   DO UPDATE SET followers = follower_counts.followers + 1),"
+                             " backfilled AS (INSERT INTO timeline (user_id, post_id, author_id)"
+                             "   SELECT $1::bigint, id, author_id FROM posts"
+                             "   WHERE author_id = $2::bigint AND fanned_out"
+                             "   AND EXISTS (SELECT 1 FROM added)"
+                             "   ORDER BY id DESC LIMIT $3::bigint ON CONFLICT DO NOTHING"
+                             "   RETURNING 1)"
+                             " SELECT gone, EXISTS (SELECT 1 FROM backfilled) FROM gone",
+                             3, params);
+    if (!res || PQntuples(res) != 1) {
+        PQclear(res);
+        return -1;
     }
+    bool deleted = streq(PQgetvalue(res, 0, 0), "t");
+    bool backfilled = streq(PQgetvalue(res, 0, 1), "t");
+    PQclear(res);
+    if (deleted) return 0;
+    //  Only new rows can take the timeline over its cap.
+    if (backfilled && s_trim_user(db, feed, follower_id) != 0) return -1;
     //  An approved request becomes a follow.
     int64_t at_ms = feed_payload_time_ms(event, "created_at");
     if (activity_remove(db, followee_id, "follow_request", 0, follower_id, 0) != 0 ||

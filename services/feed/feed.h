@@ -64,6 +64,13 @@ int interactions_on_comment_deleted(db_t *db, const event_t *event, void *state)
 //  they block each other. Idempotent. 0 or -1.
 int activity_add(db_t *db, int64_t owner_id, const char *type, int64_t post_id, int64_t actor_id,
                  int64_t source_id, int64_t at_ms);
+//  The subscriber's batch hooks (EVENTS_BATCH_END, EVENTS_BATCH_RESET):
+//  activity_add defers its groups' actor_count and latest_ms to the end of
+//  the batch (summed, one UPDATE); activity_flush writes them (every
+//  removal flushes first, so it sees exact counts), activity_forget drops
+//  them when the batch rolls back. 0 or -1.
+int activity_flush(db_t *db, const event_t *event, void *state);
+int activity_forget(db_t *db, const event_t *event, void *state);
 //  Removes actor's source_id from owner's groups of (type, post_id) on any
 //  day; the actor leaves a group with its last source, a group leaves with
 //  its last actor. 0 or -1.

@@ -38,14 +38,16 @@ int interactions_on_like_created(db_t *db, const event_t *event, void *state)
         log_warn("feed: media.like.created seq %" PRId64 " malformed; skipped", event->seq);
         return 0;
     }
-    int deleted = feed_user_deleted(db, user_id);
-    if (deleted != 0) return deleted < 0 ? -1 : 0;
     int64_t at_ms = feed_payload_time_ms(event, "created_at");
     char user[21], post[21], at[21];
     snprintf(at, sizeof at, "%" PRId64, at_ms);
     const char *params[] = {feed_id_text(user_id, user), feed_id_text(post_id, post), at};
+    //  Nothing for a deleted account: here, and in activity_add, which
+    //  checks it too (one round trip less per like than asking first).
     if (db_exec(db,
-                "INSERT INTO my_likes (user_id, post_id, liked_ms) VALUES ($1, $2, $3)"
+                "INSERT INTO my_likes (user_id, post_id, liked_ms)"
+                " SELECT $1::bigint, $2::bigint, $3::bigint WHERE NOT EXISTS"
+                " (SELECT 1 FROM deleted_users WHERE user_id = $1::bigint)"
                 " ON CONFLICT DO NOTHING",
                 3, params) < 0)
         return -1;
@@ -81,16 +83,18 @@ int interactions_on_comment_created(db_t *db, const event_t *event, void *state)
         log_warn("feed: media.comment.created seq %" PRId64 " malformed; skipped", event->seq);
         return 0;
     }
-    int deleted = feed_user_deleted(db, author_id);
-    if (deleted != 0) return deleted < 0 ? -1 : 0;
     int64_t at_ms = feed_payload_time_ms(event, "created_at");
     char comment[21], author[21], post[21], at[21];
     snprintf(at, sizeof at, "%" PRId64, at_ms);
     const char *params[] = {feed_id_text(comment_id, comment), feed_id_text(author_id, author),
                             feed_id_text(post_id, post), json_string_value(text), at};
+    //  Nothing for a deleted account: here, and in activity_add, which
+    //  checks it too.
     if (db_exec(db,
                 "INSERT INTO my_comments (id, author_id, post_id, text, created_ms)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                " SELECT $1::bigint, $2::bigint, $3::bigint, $4::text, $5::bigint WHERE NOT EXISTS"
+                " (SELECT 1 FROM deleted_users WHERE user_id = $2::bigint)"
+                " ON CONFLICT DO NOTHING",
                 5, params) < 0)
         return -1;
     if (activity_add(db, post_author_id, "comment", post_id, author_id, comment_id, at_ms) != 0)

@@ -22,7 +22,8 @@
     only go out for rows that were really inserted or removed.
 
     Every handler runs inside the subscriber's offset transaction, so its
-    rows, its offset and the notification.push events it emits commit
+    rows, its offset and the notification.push events it queues (push.c
+    emits them at the end of the batch, in the same transaction) commit
     together. A payload that lacks what a handler needs is logged and
     skipped (returning -1 would retry it forever and stall its producer).
 */
@@ -131,14 +132,16 @@ static int s_notify(db_t *db, const event_t *event, const note_t *note)
                  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
                  " CASE WHEN $10::bigint > 0 THEN to_timestamp($10::bigint / 1000.0)"
                  " ELSE now() END)"
-                 " ON CONFLICT (user_id, source_key) DO NOTHING RETURNING id",
+                 " ON CONFLICT (user_id, source_key) DO NOTHING RETURNING " NOTIFICATION_COLUMNS,
                  10, params);
     free(text);
     if (!res) return -1;
-    bool inserted = PQntuples(res) == 1;
-    PQclear(res);
-    if (!inserted) return 0; // a replay: made already
-    if (push_notification(db, id) != 0 || push_unread(db, note->recipient) != 0) return -1;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return 0; // a replay: made already
+    }
+    push_defer_notification(res); // the row as inserted is the frame's
+    push_defer_unread(note->recipient);
     return 0;
 }
 
@@ -152,12 +155,11 @@ static int s_remove(db_t *db, const char *sql, int nparams, const char *const *p
     for (int row = 0; row < PQntuples(res); row++)
         if (streq(PQgetvalue(res, row, 1), "f"))
             zhashx_insert(users, PQgetvalue(res, row, 0), (void *)1);
-    int rc = 0;
-    for (void *item = zhashx_first(users); item && rc == 0; item = zhashx_next(users))
-        rc = push_unread(db, (const char *)zhashx_cursor(users));
+    for (void *item = zhashx_first(users); item; item = zhashx_next(users))
+        push_defer_unread((const char *)zhashx_cursor(users));
     zhashx_destroy(&users);
     PQclear(res);
-    return rc;
+    return 0;
 }
 
 //  Notifies each id of payload[field] (an array of id strings) of a
@@ -409,7 +411,7 @@ int on_message_created(db_t *db, const event_t *event, void *state)
     const char *text = json_string_value(json_object_get(payload, "text"));
     //  The frames first, so the message reaches open sockets before the
     //  notification and the counts that announce it.
-    if (push_message(db, payload) != 0) return -1;
+    if (push_defer_message(payload) != 0) return -1;
     json_array_foreach(recipients, index, value)
     {
         const char *recipient = json_string_value(value);
@@ -432,7 +434,8 @@ int on_message_created(db_t *db, const event_t *event, void *state)
         //  recipient_ids, so only a block racing the send gets here); the
         //  message was delivered all the same and counts as unread.
         int blocked = s_blocked(db, recipient, sender);
-        if (blocked < 0 || (blocked && push_unread(db, recipient) != 0)) return -1;
+        if (blocked < 0) return -1;
+        if (blocked) push_defer_unread(recipient);
     }
     return 0;
 }
@@ -460,7 +463,8 @@ int on_conversation_read(db_t *db, const event_t *event, void *state)
                                 "   WHERE u.user_id = $1 AND u.conversation_id = $2) = 0",
                                 2, params);
     if (removed < 0 || marked < 0) return -1;
-    return push_unread(db, user);
+    push_defer_unread(user);
+    return 0;
 }
 
 //  ---------------------------------------------------------------------

@@ -33,6 +33,9 @@ static const events_route_t s_consumes[] = {
     {"messaging.message.created", on_message_created},
     {"messaging.conversation.read", on_conversation_read},
     {"identity.user.deleted", on_user_deleted},
+    //  The handlers queue their pushes; they go out once per batch (push.c).
+    {EVENTS_BATCH_END, push_flush},
+    {EVENTS_BATCH_RESET, push_forget},
     {NULL, NULL},
 };
 

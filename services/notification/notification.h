@@ -70,16 +70,25 @@ int on_message_created(db_t *db, const event_t *event, void *state);
 int on_conversation_read(db_t *db, const event_t *event, void *state);
 int on_user_deleted(db_t *db, const event_t *event, void *state);
 
-//  ---- push.c: notification.push events, inside the caller's transaction ----
-//  {user_id, type:"notification", data: the notification} for the row with
-//  this id. 0 or -1.
-int push_notification(db_t *db, const char *notification_id);
-//  {user_id, type:"unread_count", data:{notifications, messages}}. 0 or -1.
-int push_unread(db_t *db, const char *user_id);
+//  ---- push.c: notification.push events -------------------------------------
+//  The event handlers queue their frames; push_flush (EVENTS_BATCH_END)
+//  emits them inside the batch's transaction, push_forget
+//  (EVENTS_BATCH_RESET) drops them. Subscriber thread only.
+//  {user_id, type:"notification", data} for row (one row of
+//  NOTIFICATION_COLUMNS, taken).
+void push_defer_notification(PGresult *row);
+//  {user_id, type:"unread_count", data:{notifications, messages}}: once per
+//  user and batch, after their other frames of the batch, counted at its end.
+void push_defer_unread(const char *user_id);
 //  {user_id, type:"message", data: message} to each participant (the
 //  sender too, for their other devices), the post hydrated per reader.
 //  payload: message.created's. 0 or -1.
-int push_message(db_t *db, const json_t *payload);
+int push_defer_message(const json_t *payload);
+int push_flush(db_t *db, const event_t *event, void *state);
+int push_forget(db_t *db, const event_t *event, void *state);
+//  The unread_count frame for user_id, emitted at once inside the caller's
+//  transaction (a request's: notifications.read). 0 or -1.
+int push_unread(db_t *db, const char *user_id);
 //  identity users.batch from the event thread: id -> user (new object; empty
 //  when identity does not answer, logged).
 json_t *push_users(const json_t *ids);

@@ -19,6 +19,20 @@
     thread, made on first use and closed when the thread ends). A peer that
     does not answer degrades the frame (username null, post null) rather
     than stalling every later event behind a retry.
+
+    Per batch, not per event. The event handlers do not emit their frames:
+    they queue them (push_defer_*), and push_flush, the subscriber's
+    EVENTS_BATCH_END hook, builds the queue inside the same transaction just
+    before it commits: one users.batch for every actor of the batch, one
+    grouped count for every user whose unread count changed, and one
+    events_emit_many for all frames, in the order they were queued. A
+    user's unread_count frame goes out once, at the place of the last one
+    queued for them, with the count as the batch leaves it (the earlier
+    ones would only have been overtaken). A live event is a batch of one,
+    so its frames are exactly what they were per event; push_forget (the
+    EVENTS_BATCH_RESET hook) drops the queue of a batch that rolled back.
+    The queue belongs to the subscriber thread (the only one that runs
+    handlers); push_unread from a request emits at once.
 */
 #include "notification.h"
 #include "config.h"
@@ -94,14 +108,10 @@ json_t *push_users(const json_t *ids)
     return map;
 }
 
-//  Emits {user_id, type, data (stolen)}. 0 or -1.
-static int s_emit(db_t *db, const char *user_id, const char *type, json_t *data_stolen)
+//  The push event payload {user_id, type, data (stolen)} (new).
+static json_t *s_payload(const char *user_id, const char *type, json_t *data_stolen)
 {
-    json_t *payload =
-        json_pack("{s:s, s:s, s:o}", "user_id", user_id, "type", type, "data", data_stolen);
-    int rc = payload ? events_emit(db, "push", payload) : -1;
-    json_decref(payload);
-    return rc;
+    return json_pack("{s:s, s:s, s:o}", "user_id", user_id, "type", type, "data", data_stolen);
 }
 
 //  A compact user for id, from users or with null name when unknown.
@@ -112,46 +122,171 @@ static json_t *s_compact(const json_t *users, const char *id)
     return json_pack("{s:s, s:n, s:n}", "id", id, "username", "avatar_url");
 }
 
-int push_notification(db_t *db, const char *notification_id)
+//  ---- the batch's queue ----------------------------------------------------
+
+typedef enum { FRAME_READY, FRAME_NOTIFICATION, FRAME_UNREAD } frame_kind_t;
+
+typedef struct {
+    frame_kind_t kind;
+    char *user_id;   // the recipient
+    json_t *payload; // FRAME_READY: the whole event payload
+    PGresult *row;   // FRAME_NOTIFICATION: the row (NOTIFICATION_COLUMNS)
+} frame_t;
+
+static struct {
+    frame_t *frames;
+    size_t count, capacity;
+} s_queue; // the subscriber thread's (see the top of the file)
+
+static frame_t *s_queue_add(frame_kind_t kind, const char *user_id)
 {
-    const char *params[] = {notification_id};
-    PGresult *res =
-        db_query(db, "SELECT " NOTIFICATION_COLUMNS " FROM notifications WHERE id = $1", 1, params);
-    if (!res) return -1;
-    int rc = 0;
-    if (PQntuples(res) == 1) {
-        json_t *ids = json_pack("[s]", PQgetvalue(res, 0, NOTE_ACTOR));
-        json_t *users = push_users(ids);
-        json_t *actors = json_object();
-        json_object_set_new(actors, PQgetvalue(res, 0, NOTE_ACTOR),
-                            s_compact(users, PQgetvalue(res, 0, NOTE_ACTOR)));
-        json_t *data = notification_json(res, 0, actors);
-        rc = data ? s_emit(db, PQgetvalue(res, 0, NOTE_USER), "notification", data) : -1;
-        json_decref(actors);
-        json_decref(users);
-        json_decref(ids);
+    if (s_queue.count == s_queue.capacity) {
+        s_queue.capacity = s_queue.capacity ? s_queue.capacity * 2 : 64;
+        s_queue.frames = (frame_t *)realloc(s_queue.frames, s_queue.capacity * sizeof(frame_t));
+        assert(s_queue.frames); // out of memory: CZMQ's policy, as zmalloc
     }
+    frame_t *frame = &s_queue.frames[s_queue.count++];
+    *frame = (frame_t){.kind = kind, .user_id = strdup(user_id)};
+    assert(frame->user_id);
+    return frame;
+}
+
+int push_forget(db_t *db, const event_t *event, void *state)
+{
+    for (size_t i = 0; i < s_queue.count; i++) {
+        freen(s_queue.frames[i].user_id);
+        json_decref(s_queue.frames[i].payload);
+        PQclear(s_queue.frames[i].row);
+    }
+    freen(s_queue.frames);
+    s_queue.count = s_queue.capacity = 0;
+    return 0;
+}
+
+void push_defer_notification(PGresult *row)
+{
+    assert(row && PQntuples(row) == 1);
+    s_queue_add(FRAME_NOTIFICATION, PQgetvalue(row, 0, NOTE_USER))->row = row;
+}
+
+void push_defer_unread(const char *user_id)
+{
+    s_queue_add(FRAME_UNREAD, user_id);
+}
+
+//  Queues {user_id, type, data (stolen)}.
+static void s_defer(const char *user_id, const char *type, json_t *data_stolen)
+{
+    s_queue_add(FRAME_READY, user_id)->payload = s_payload(user_id, type, data_stolen);
+}
+
+//  The {notifications, messages} counts of users (an array of id strings):
+//  user id -> data object, one query. NULL on a database error.
+static json_t *s_unread_counts(db_t *db, const json_t *users)
+{
+    char *list = json_dumps(users, JSON_COMPACT);
+    const char *params[] = {list};
+    //  The ids go in as one JSON array; each comes back as given (the key
+    //  of its frame), named uid: inside the subqueries "id" would be
+    //  notifications.id.
+    PGresult *res = db_query(db,
+                             "SELECT uid, (SELECT count(*) FROM notifications n"
+                             "   WHERE n.user_id = uid::bigint AND NOT n.read),"
+                             " (SELECT count(*) FROM unread_messages m"
+                             "   WHERE m.user_id = uid::bigint)"
+                             " FROM (SELECT DISTINCT value AS uid"
+                             "   FROM json_array_elements_text($1::json)) ids",
+                             1, params);
+    free(list);
+    if (!res) return NULL;
+    json_t *counts = json_object();
+    for (int row = 0; row < PQntuples(res); row++)
+        json_object_set_new(counts, PQgetvalue(res, row, 0),
+                            json_pack("{s:I, s:I}", "notifications",
+                                      (json_int_t)strtoll(PQgetvalue(res, row, 1), NULL, 10),
+                                      "messages",
+                                      (json_int_t)strtoll(PQgetvalue(res, row, 2), NULL, 10)));
     PQclear(res);
+    return counts;
+}
+
+//  The frame of queue entry frame (new), or NULL when it cannot be built.
+static json_t *s_frame(const frame_t *frame, const json_t *users, const json_t *counts)
+{
+    if (frame->kind == FRAME_READY) return json_incref(frame->payload);
+    if (frame->kind == FRAME_UNREAD) {
+        json_t *data = json_object_get(counts, frame->user_id);
+        return data ? s_payload(frame->user_id, "unread_count", json_incref(data)) : NULL;
+    }
+    const char *actor = PQgetvalue(frame->row, 0, NOTE_ACTOR);
+    json_t *actors = json_object();
+    json_object_set_new(actors, actor, s_compact(users, actor));
+    json_t *data = notification_json(frame->row, 0, actors);
+    json_decref(actors);
+    return data ? s_payload(frame->user_id, "notification", data) : NULL;
+}
+
+int push_flush(db_t *db, const event_t *event, void *state)
+{
+    if (s_queue.count == 0) return 0;
+    //  Every actor once, and per user how many unread counts were queued.
+    json_t *actor_ids = json_array(), *actors_seen = json_object();
+    json_t *unread_left = json_object(), *unread_ids = json_array();
+    for (size_t i = 0; i < s_queue.count; i++) {
+        const frame_t *frame = &s_queue.frames[i];
+        if (frame->kind == FRAME_NOTIFICATION) {
+            const char *actor = PQgetvalue(frame->row, 0, NOTE_ACTOR);
+            if (!json_object_get(actors_seen, actor)) {
+                json_object_set_new(actors_seen, actor, json_true());
+                json_array_append_new(actor_ids, json_string(actor));
+            }
+        } else if (frame->kind == FRAME_UNREAD) {
+            json_t *left = json_object_get(unread_left, frame->user_id);
+            if (!left) json_array_append_new(unread_ids, json_string(frame->user_id));
+            json_object_set_new(unread_left, frame->user_id,
+                                json_integer(left ? json_integer_value(left) + 1 : 1));
+        }
+    }
+    json_t *users = json_array_size(actor_ids) ? push_users(actor_ids) : json_object();
+    json_t *counts = json_array_size(unread_ids) ? s_unread_counts(db, unread_ids) : json_object();
+    json_t *payloads = json_array();
+    int rc = -1;
+    if (counts) {
+        for (size_t i = 0; i < s_queue.count; i++) {
+            const frame_t *frame = &s_queue.frames[i];
+            if (frame->kind == FRAME_UNREAD) {
+                //  Only a user's last queued count goes out, where it stood.
+                json_t *left = json_object_get(unread_left, frame->user_id);
+                json_integer_set(left, json_integer_value(left) - 1);
+                if (json_integer_value(left) > 0) continue;
+            }
+            json_t *payload = s_frame(frame, users, counts);
+            if (payload) json_array_append_new(payloads, payload);
+        }
+        rc = events_emit_many(db, "push", payloads);
+    }
+    json_decref(payloads);
+    json_decref(counts);
+    json_decref(users);
+    json_decref(actor_ids);
+    json_decref(actors_seen);
+    json_decref(unread_left);
+    json_decref(unread_ids);
+    push_forget(db, event, state);
     return rc;
 }
 
 int push_unread(db_t *db, const char *user_id)
 {
-    const char *params[] = {user_id};
-    PGresult *res =
-        db_query(db,
-                 "SELECT (SELECT count(*) FROM notifications WHERE user_id = $1 AND NOT read),"
-                 " (SELECT count(*) FROM unread_messages WHERE user_id = $1)",
-                 1, params);
-    if (!res || PQntuples(res) != 1) {
-        PQclear(res);
-        return -1;
-    }
-    json_t *data = json_pack("{s:I, s:I}", "notifications",
-                             (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10), "messages",
-                             (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10));
-    PQclear(res);
-    return s_emit(db, user_id, "unread_count", data);
+    json_t *users = json_pack("[s]", user_id);
+    json_t *counts = s_unread_counts(db, users);
+    json_t *data = json_object_get(counts, user_id);
+    json_t *payload = data ? s_payload(user_id, "unread_count", json_incref(data)) : NULL;
+    int rc = payload ? events_emit(db, "push", payload) : -1;
+    json_decref(payload);
+    json_decref(counts);
+    json_decref(users);
+    return rc;
 }
 
 //  The post post_id as reader sees it, or null (not visible, or media
@@ -174,7 +309,7 @@ static json_t *s_post_for(const char *post_id, const char *reader)
     return result;
 }
 
-int push_message(db_t *db, const json_t *payload)
+int push_defer_message(const json_t *payload)
 {
     const char *sender = json_string_value(json_object_get(payload, "sender_id"));
     const char *post_id = json_string_value(json_object_get(payload, "post_id"));
@@ -198,10 +333,11 @@ int push_message(db_t *db, const json_t *payload)
                       s_compact(users, sender), "text", json_object_get(payload, "text"), "post",
                       post_id ? s_post_for(post_id, reader) : json_null(), "created_at",
                       json_object_get(payload, "created_at"));
-        if (!message || s_emit(db, reader, "message", message) != 0) {
+        if (!message) {
             rc = -1;
             break;
         }
+        s_defer(reader, "message", message);
     }
     json_decref(users);
     json_decref(readers);

@@ -354,6 +354,19 @@ static void w_check_projection(const world_t *w)
                   "   WHERE f.follower_id = t.user_id AND f.followee_id = t.author_id)",
                   1, users_param),
         0);
+    //  Activity: each group counts exactly its actors (the feed writes the
+    //  counts once per batch of events, also in the catch-up), and the
+    //  follows made some.
+    assert_int_equal(s_db_long(feed,
+                               "SELECT count(*) FROM activity_groups g"
+                               " WHERE g.owner_id = ANY($1::bigint[]) AND g.actor_count <>"
+                               " (SELECT count(*) FROM activity_actors a WHERE a.group_id = g.id)",
+                               1, users_param),
+                     0);
+    assert_true(s_db_long(feed,
+                          "SELECT count(*) FROM activity_groups WHERE owner_id = ANY($1::bigint[])"
+                          " AND type = 'follow' AND actor_count > 0",
+                          1, users_param) > 0);
     db_destroy(&feed);
 }
 

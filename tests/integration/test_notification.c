@@ -486,6 +486,16 @@ static void s_ws_user(ws_t *ws, const user_t *who)
     json_decref(frame);
 }
 
+//  Asserts that ws receives no frame (and is not closed) within ms.
+static void s_ws_assert_quiet(ws_t *ws, int ms, const char *who)
+{
+    char *payload = NULL;
+    int opcode = s_ws_read(ws, ms, &payload, NULL);
+    if (opcode > 0) fprintf(stderr, "%s got: %s\n", who, payload);
+    free(payload);
+    assert_int_equal(opcode, 0);
+}
+
 //  ---- notifications over REST ---------------------------------------------------
 
 static void test_follow_notifications(void **state)
@@ -852,11 +862,7 @@ static void test_ws_live(void **state)
         assert_true(found);
     }
     //  cat's socket got nothing of ann's.
-    char *payload = NULL;
-    int opcode = s_ws_read(&cat1, 500, &payload, NULL);
-    if (opcode > 0) fprintf(stderr, "cat got: %s\n", payload);
-    free(payload);
-    assert_int_equal(opcode, 0);
+    s_ws_assert_quiet(&cat1, 500, "cat");
     s_ws_close(&ann1);
     s_ws_close(&ann2);
     s_ws_close(&bob1);
@@ -1197,11 +1203,41 @@ static void test_restart(void **state)
     }
     assert_int_equal(s_status("POST", "/api/v1/users/rs_ann/follow", f[0].token, NULL), 200);
     assert_true(s_wait_notifications(&ann, "follow", &f[0], 1));
+    ws_t ws;
+    s_ws_user(&ws, &ann);
     //  Down: the next follows happen without it.
     assert_true(s_notification_stop());
     assert_int_equal(s_status("POST", "/api/v1/users/rs_ann/follow", f[1].token, NULL), 200);
     assert_int_equal(s_status("POST", "/api/v1/users/rs_ann/follow", f[2].token, NULL), 200);
     s_notification_start();
+    //  The backlog is handled as one batch, and so are its pushes: each
+    //  notification frame as it would be one by one (its actor named),
+    //  then ann's unread_count once, last, as the batch left it.
+    static const char *const types[] = {"notification", "notification", "unread_count"};
+    for (int i = 0; i < 3; i++) {
+        char *payload = NULL;
+        assert_int_equal(s_ws_read(&ws, 15000, &payload, NULL), 1);
+        json_t *frame = json_loads(payload, 0, NULL);
+        if (!frame || strcmp(harness_str(frame, "type"), types[i]) != 0)
+            fprintf(stderr, "frame %d after the restart: %s\n", i, payload);
+        free(payload);
+        assert_non_null(frame);
+        assert_string_equal(harness_str(frame, "type"), types[i]);
+        json_t *data = json_object_get(frame, "data");
+        if (i < 2) {
+            assert_string_equal(harness_str(data, "type"), "follow");
+            assert_true(json_is_false(json_object_get(data, "read")));
+            json_t *actor = json_object_get(data, "actor");
+            assert_string_equal(harness_str(actor, "id"), f[i + 1].id);
+            assert_string_equal(harness_str(actor, "username"), f[i + 1].name);
+        } else {
+            assert_int_equal(json_integer_value(json_object_get(data, "notifications")), 3);
+            assert_int_equal(json_integer_value(json_object_get(data, "messages")), 0);
+        }
+        json_decref(frame);
+    }
+    s_ws_assert_quiet(&ws, 1000, "ann");
+    s_ws_close(&ws);
     s_notification_wait(&ann);
     //  It catches up: each follow once, none twice.
     for (int i = 0; i < 3; i++)

@@ -43,12 +43,15 @@
 
 #define PG_PORT_FIRST 17110
 #define PG_PORT_LAST 17119
-#define FAKE_BROKER "tcp://127.0.0.1:17120"
-#define BUS_IN "tcp://127.0.0.1:17121"
-#define BUS_OUT "tcp://127.0.0.1:17122"
-#define REAL_BROKER "tcp://127.0.0.1:17130"
-#define REAL_BUS_IN "tcp://127.0.0.1:17131"
-#define REAL_BUS_OUT "tcp://127.0.0.1:17132"
+//  The bus: TEST_EVENTS_PORT (17120) + 0, 1, 2 (fake broker, bus in, bus
+//  out) and + 10, 11, 12 (the real broker's), so parallel runs can move it.
+static char s_endpoints[6][40];
+#define FAKE_BROKER s_endpoints[0]
+#define BUS_IN s_endpoints[1]
+#define BUS_OUT s_endpoints[2]
+#define REAL_BROKER s_endpoints[3]
+#define REAL_BUS_IN s_endpoints[4]
+#define REAL_BUS_OUT s_endpoints[5]
 //  Time for a new SUB's subscription to travel through the proxy.
 #define SETTLE_MS 500
 
@@ -106,7 +109,9 @@ static atomic_int s_fake_broker_calls = 0;
 
 static void s_fake_broker_actor(zsock_t *pipe, void *args)
 {
-    zsock_t *router = zsock_new_router("@" FAKE_BROKER);
+    char bind[48];
+    snprintf(bind, sizeof bind, "@%s", FAKE_BROKER);
+    zsock_t *router = zsock_new_router(bind);
     assert(router);
     zpoller_t *poller = zpoller_new(pipe, router, NULL);
     zsock_signal(pipe, 0);
@@ -169,6 +174,11 @@ static void s_fake_broker_actor(zsock_t *pipe, void *args)
 static int s_group_setup(void **state)
 {
     log_init("test_events");
+    const char *base_text = getenv("TEST_EVENTS_PORT");
+    int base = base_text && atoi(base_text) > 0 ? atoi(base_text) : 17120;
+    static const int offsets[6] = {0, 1, 2, 10, 11, 12};
+    for (int i = 0; i < 6; i++)
+        snprintf(s_endpoints[i], sizeof s_endpoints[i], "tcp://127.0.0.1:%d", base + offsets[i]);
     const char *shared = getenv("TEST_DATABASE_URL");
     if (shared && *shared)
         snprintf(s_url, sizeof s_url, "%s", shared);
@@ -192,9 +202,12 @@ static int s_group_setup(void **state)
     snprintf(s_prefix, sizeof s_prefix, "tev%d%u", (int)getpid(),
              (unsigned)(zclock_usecs() % 1000));
     s_proxy = zactor_new(zproxy, NULL);
-    zstr_sendx(s_proxy, "FRONTEND", "XSUB", "@" BUS_IN, NULL);
+    char bind_in[48], bind_out[48];
+    snprintf(bind_in, sizeof bind_in, "@%s", BUS_IN);
+    snprintf(bind_out, sizeof bind_out, "@%s", BUS_OUT);
+    zstr_sendx(s_proxy, "FRONTEND", "XSUB", bind_in, NULL);
     zsock_wait(s_proxy);
-    zstr_sendx(s_proxy, "BACKEND", "XPUB", "@" BUS_OUT, NULL);
+    zstr_sendx(s_proxy, "BACKEND", "XPUB", bind_out, NULL);
     zsock_wait(s_proxy);
     s_fake_broker = zactor_new(s_fake_broker_actor, NULL);
     return s_proxy && s_fake_broker ? 0 : -1;
@@ -304,6 +317,9 @@ typedef struct {
     atomic_int fail_seq;   // this seq fails...
     atomic_int fail_times; // ...this many times
     atomic_int calls_of_fail_seq;
+    atomic_int deferred;       // events since the last batch end or reset (the hooks' test)
+    atomic_int resets;         // EVENTS_BATCH_RESET calls
+    atomic_int end_fail_times; // EVENTS_BATCH_END fails this many times
 } handler_state_t;
 
 static int s_record_effect(db_t *db, const event_t *event, void *state)
@@ -416,7 +432,7 @@ static void test_publish_in_order_and_replay(void **state)
     char *producer = s_name("b");
     db_t *db = s_db(producer);
     zsock_t *sub = zsock_new(ZMQ_SUB);
-    assert_int_equal(zsock_connect(sub, BUS_OUT), 0);
+    assert_int_equal(zsock_connect(sub, "%s", BUS_OUT), 0);
     char *prefix = zsys_sprintf("%s.", producer);
     zsock_set_subscribe(sub, prefix);
     events_publisher_t *publisher = events_publisher_new(s_url, producer, BUS_IN);
@@ -508,7 +524,7 @@ static void test_one_publisher_leads(void **state)
     char *producer = s_name("c");
     db_t *db = s_db(producer);
     zsock_t *sub = zsock_new(ZMQ_SUB);
-    assert_int_equal(zsock_connect(sub, BUS_OUT), 0);
+    assert_int_equal(zsock_connect(sub, "%s", BUS_OUT), 0);
     zsock_set_subscribe(sub, "");
     events_publisher_t *first = events_publisher_new(s_url, producer, BUS_IN);
     events_publisher_t *second = events_publisher_new(s_url, producer, BUS_IN);
@@ -624,7 +640,7 @@ static void test_duplicates_gaps_and_garbage(void **state)
     unsetenv("EVENTS_REPLAY_MS");
     assert_non_null(subscriber);
     zsock_t *pub = zsock_new(ZMQ_PUB);
-    assert_int_equal(zsock_connect(pub, BUS_IN), 0);
+    assert_int_equal(zsock_connect(pub, "%s", BUS_IN), 0);
     zclock_sleep(SETTLE_MS); // also lets the start-up replay (of nothing) finish
 
     //  Rows 1..3 exist, only 3 arrives live: the gap is filled by replay.
@@ -784,6 +800,7 @@ static int s_record_transaction(db_t *db, const event_t *event, void *state)
     if (db_exec(db, "INSERT INTO batch_effects (seq, tx) VALUES ($1, txid_current())", 1, params) !=
         1)
         return -1;
+    if (handler) atomic_fetch_add(&handler->deferred, 1);
     if (handler && event->seq == atomic_load(&handler->fail_seq)) {
         atomic_fetch_add(&handler->calls_of_fail_seq, 1);
         if (atomic_load(&handler->fail_times) > 0) {
@@ -792,6 +809,52 @@ static int s_record_transaction(db_t *db, const event_t *event, void *state)
         }
     }
     return 0;
+}
+
+//  EVENTS_BATCH_END: writes (the transaction, the events handled since the
+//  last end or reset) to batch_ends, inside the batch's transaction.
+static int s_batch_end(db_t *db, const event_t *event, void *state)
+{
+    handler_state_t *handler = (handler_state_t *)state;
+    assert_null(event);
+    if (atomic_load(&handler->end_fail_times) > 0) {
+        atomic_fetch_sub(&handler->end_fail_times, 1);
+        return -1;
+    }
+    char count[24];
+    snprintf(count, sizeof count, "%d", atomic_exchange(&handler->deferred, 0));
+    const char *params[] = {count};
+    return db_exec(db, "INSERT INTO batch_ends (tx, events) VALUES (txid_current(), $1)", 1,
+                   params) == 1
+               ? 0
+               : -1;
+}
+
+//  EVENTS_BATCH_RESET: forgets what the rolled-back events counted.
+static int s_batch_reset(db_t *db, const event_t *event, void *state)
+{
+    handler_state_t *handler = (handler_state_t *)state;
+    assert_null(event);
+    atomic_fetch_add(&handler->resets, 1);
+    atomic_store(&handler->deferred, 0);
+    return 0;
+}
+
+//  The batch hooks saw exactly the committed transactions: each one that
+//  handled events ran the end hook once, inside it, counting exactly its
+//  events (so what rolled-back events counted was reset), expected in all.
+static void s_assert_batch_ends(db_t *consumer_db, long expected)
+{
+    assert_int_equal(s_count(consumer_db, "SELECT count(*) FROM (SELECT DISTINCT tx"
+                                          " FROM batch_effects) e WHERE (SELECT count(*)"
+                                          " FROM batch_ends b WHERE b.tx = e.tx) <> 1"),
+                     0);
+    assert_int_equal(s_count(consumer_db, "SELECT count(*) FROM batch_ends b WHERE events <>"
+                                          " (SELECT count(*) FROM batch_effects e"
+                                          "  WHERE e.tx = b.tx)"),
+                     0);
+    assert_int_equal(s_count(consumer_db, "SELECT coalesce(sum(events), 0) FROM batch_ends"),
+                     expected);
 }
 
 //  A backlog is handled many events per transaction (replay pages and live
@@ -805,8 +868,10 @@ static void test_backlog_is_handled_in_batches(void **state)
     char *consumer = s_name("batchc");
     db_t *db = s_db(producer);
     db_t *consumer_db = s_db(consumer);
-    assert_int_equal(
-        db_exec_script(consumer_db, "CREATE TABLE batch_effects (seq bigint, tx bigint)"), 0);
+    assert_int_equal(db_exec_script(consumer_db,
+                                    "CREATE TABLE batch_effects (seq bigint, tx bigint);"
+                                    "CREATE TABLE batch_ends (tx bigint, events int)"),
+                     0);
     events_publisher_t *publisher = events_publisher_new(s_url, producer, BUS_IN);
     assert_non_null(publisher);
     //  1,200 events before anyone listens (replay pages of 500), emitted
@@ -835,12 +900,18 @@ static void test_backlog_is_handled_in_batches(void **state)
     atomic_store(&handler.fail_seq, 700);
     atomic_store(&handler.fail_times, 1);
     char *route_topic = zsys_sprintf("%s.item.created", producer);
-    events_route_t routes[] = {{route_topic, s_record_transaction}, {NULL, NULL}};
+    //  Hooks may stand anywhere in the table, before the routes too.
+    events_route_t routes[] = {{EVENTS_BATCH_END, s_batch_end},
+                               {EVENTS_BATCH_RESET, s_batch_reset},
+                               {route_topic, s_record_transaction},
+                               {NULL, NULL}};
     events_subscriber_t *subscriber =
         events_subscriber_new(s_url, consumer, BUS_OUT, FAKE_BROKER, routes, &handler);
     assert_non_null(subscriber);
     assert_int_equal(s_wait_count(consumer_db, "SELECT last_seq FROM event_offsets", 1200, 20000),
                      1200);
+    s_assert_batch_ends(consumer_db, 1200);
+    assert_true(atomic_load(&handler.resets) >= 1); // the failing batch
     assert_int_equal(s_count(consumer_db, "SELECT count(*) FROM batch_effects"), 1200);
     assert_int_equal(s_count(consumer_db, "SELECT count(DISTINCT seq) FROM batch_effects"), 1200);
     //  The failing batch was undone and its events went one by one.
@@ -858,12 +929,26 @@ static void test_backlog_is_handled_in_batches(void **state)
     s_emit(db, 1200, 300, "item.created");
     assert_int_equal(s_wait_count(consumer_db, "SELECT last_seq FROM event_offsets", 1500, 20000),
                      1500);
+    s_assert_batch_ends(consumer_db, 1500);
     assert_int_equal(s_count(consumer_db, "SELECT count(DISTINCT seq) FROM batch_effects"), 1500);
     assert_int_equal(s_count(consumer_db, "SELECT count(*) FROM batch_effects"), 1500);
     long live_tx =
         s_count(consumer_db, "SELECT count(DISTINCT tx) FROM batch_effects WHERE seq > 1200");
     print_message("live burst of 300 events: %ld transactions\n", live_tx);
     assert_true(live_tx >= 1 && live_tx < 300);
+
+    //  An end hook that fails rolls its batch back like a failing handler
+    //  (reset, then event by event): nothing lost, nothing counted twice.
+    int resets_before = atomic_load(&handler.resets);
+    atomic_store(&handler.end_fail_times, 1);
+    s_emit(db, 1500, 50, "item.created");
+    assert_int_equal(s_wait_count(consumer_db, "SELECT last_seq FROM event_offsets", 1550, 20000),
+                     1550);
+    assert_int_equal(atomic_load(&handler.end_fail_times), 0);
+    assert_true(atomic_load(&handler.resets) > resets_before);
+    assert_int_equal(s_count(consumer_db, "SELECT count(*) FROM batch_effects"), 1550);
+    assert_int_equal(s_count(consumer_db, "SELECT count(DISTINCT seq) FROM batch_effects"), 1550);
+    s_assert_batch_ends(consumer_db, 1550);
 
     events_subscriber_destroy(&subscriber);
     events_publisher_destroy(&publisher);
@@ -884,6 +969,17 @@ static void test_bad_arguments(void **state)
     assert_null(events_subscriber_new(s_url, "x", BUS_OUT, FAKE_BROKER, no_dot, NULL));
     events_route_t none[] = {{NULL, NULL}};
     assert_null(events_subscriber_new(s_url, "x", BUS_OUT, FAKE_BROKER, none, NULL));
+    //  Batch hooks are no routes; each at most once, with a handler.
+    events_route_t hooks_only[] = {{EVENTS_BATCH_END, s_batch_end}, {NULL, NULL}};
+    assert_null(events_subscriber_new(s_url, "x", BUS_OUT, FAKE_BROKER, hooks_only, NULL));
+    events_route_t twice[] = {{"p.item.created", s_record_effect},
+                              {EVENTS_BATCH_RESET, s_batch_reset},
+                              {EVENTS_BATCH_RESET, s_batch_reset},
+                              {NULL, NULL}};
+    assert_null(events_subscriber_new(s_url, "x", BUS_OUT, FAKE_BROKER, twice, NULL));
+    events_route_t no_handler[] = {
+        {"p.item.created", s_record_effect}, {EVENTS_BATCH_END, NULL}, {NULL, NULL}};
+    assert_null(events_subscriber_new(s_url, "x", BUS_OUT, FAKE_BROKER, no_handler, NULL));
     events_subscriber_t *subscriber = NULL;
     events_subscriber_destroy(&subscriber);
 }

@@ -91,8 +91,11 @@ static int s_teardown(void **state)
 
 //  ---- helpers ----------------------------------------------------------------
 
+static bool s_in_batch; // between s_batch_begin and s_batch_end
+
 //  Runs handler on topic with payload (stolen) as the subscriber does:
-//  inside one transaction. Asserts it succeeded.
+//  inside one transaction, which ends with the batch end hook
+//  (activity_flush), or inside the open batch. Asserts it succeeded.
 static void s_handle(events_handler_fn handler, const char *topic, json_t *payload)
 {
     event_t event = {.producer = "test",
@@ -101,12 +104,29 @@ static void s_handle(events_handler_fn handler, const char *topic, json_t *paylo
                      .request_id = "",
                      .created_ms = envelope_now_ms(),
                      .payload = payload};
-    assert_int_equal(db_begin(s_db), 0);
+    if (!s_in_batch) assert_int_equal(db_begin(s_db), 0);
     int rc = handler(s_db, &event, &s_config);
     assert_int_equal(rc, 0);
     assert_true(db_in_transaction(s_db));
-    assert_int_equal(db_commit(s_db), 0);
+    if (!s_in_batch) {
+        assert_int_equal(activity_flush(s_db, NULL, &s_config), 0);
+        assert_int_equal(db_commit(s_db), 0);
+    }
     json_decref(payload);
+}
+
+//  Several events in one transaction, as a backlog is handled.
+static void s_batch_begin(void)
+{
+    assert_int_equal(db_begin(s_db), 0);
+    s_in_batch = true;
+}
+
+static void s_batch_end(void)
+{
+    s_in_batch = false;
+    assert_int_equal(activity_flush(s_db, NULL, &s_config), 0);
+    assert_int_equal(db_commit(s_db), 0);
 }
 
 static const char *s_id(int64_t id)
@@ -425,6 +445,43 @@ static void test_activity_likes_grouped(void **state)
     PQclear(res);
 }
 
+//  In one batch the group counts are written at its end, summed; a removal
+//  in the batch works on exact counts (it flushes first), so a group whose
+//  only counted actor leaves while a new one is still deferred stays.
+static void test_activity_counts_in_a_batch(void **state)
+{
+    int64_t post = s_post(90, NULL);
+    s_like(91, post, 90, "2026-11-27T12:00:00.000Z");
+    assert_int_equal(s_activity_count(90, "like", post), 1);
+    s_batch_begin();
+    s_like(92, post, 90, "2026-11-27T12:01:00.000Z");
+    s_like(93, post, 90, "2026-11-27T12:02:00.000Z");
+    s_like(93, post, 90, "2026-11-27T12:02:00.000Z"); // replay: counted once
+    s_unlike(91, post, 90);
+    s_unlike(92, post, 90);
+    s_batch_end();
+    assert_int_equal(s_activity_count(90, "like", post), 1); // 93
+    //  A new group and its counts, all in one batch; then it empties.
+    int64_t other = s_post(90, NULL);
+    s_batch_begin();
+    s_like(94, other, 90, "2026-11-27T12:03:00.000Z");
+    s_like(95, other, 90, "2026-11-27T12:04:00.000Z");
+    s_batch_end();
+    assert_int_equal(s_activity_count(90, "like", other), 2);
+    s_batch_begin();
+    s_unlike(94, other, 90);
+    s_unlike(95, other, 90);
+    s_like(96, other, 90, "2026-11-27T12:05:00.000Z");
+    s_batch_end();
+    assert_int_equal(s_activity_count(90, "like", other), 1);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM activity_groups g WHERE owner_id = %s AND actor_count <>"
+             " (SELECT count(*) FROM activity_actors a WHERE a.group_id = g.id)",
+             s_id(90));
+    assert_int_equal(s_count(sql), 0);
+}
+
 static void test_activity_comments_and_mentions(void **state)
 {
     int64_t post = s_post(80, json_pack("[ss]", s_id(82), s_id(80)));
@@ -620,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_trim_and_deep_pages),
         cmocka_unit_test(test_user_deleted),
         cmocka_unit_test(test_activity_likes_grouped),
+        cmocka_unit_test(test_activity_counts_in_a_batch),
         cmocka_unit_test(test_activity_comments_and_mentions),
         cmocka_unit_test(test_activity_follows_and_blocks),
         cmocka_unit_test(test_activity_pages),
