@@ -43,7 +43,7 @@
 
 #define REFRESH_TOKEN_MAX 512
 //  At most this long for graph or media to take a change handed to them
-//  before the answer (s_tell_graph_privacy, s_tell_media).
+//  before the answer (s_hand_over).
 #define IDENTITY_SYNC_CALL_MS 1000
 
 static json_t *s_signed_out(void)
@@ -130,47 +130,38 @@ json_t *me_get(call_t *call)
     return reply;
 }
 
-//  Graph decides who sees a private account's posts from its projection
-//  of this flag, fed by user.updated; telling it directly, before the
-//  PATCH is answered, means the client's next request already meets the
-//  switch (graph users.privacy). Best effort: when graph does not answer,
-//  the event still brings the switch a few milliseconds later.
-static void s_tell_graph_privacy(call_t *call, bool is_private, int64_t version)
+//  Hands service.method the change this request has just committed, before
+//  the answer, so that the client's next request already meets it there
+//  instead of waiting for the user.updated event (which still follows and
+//  then changes nothing: both carry the row's version). Best effort: a
+//  peer that does not answer within IDENTITY_SYNC_CALL_MS gets the change
+//  from the event a few milliseconds later. args is stolen.
+static void s_hand_over(call_t *call, const char *service, const char *method, json_t *args)
 {
     int64_t deadline = envelope_now_ms() + IDENTITY_SYNC_CALL_MS;
     if (call->request->deadline_ms > 0 && call->request->deadline_ms < deadline)
         deadline = call->request->deadline_ms;
-    json_t *args =
-        json_pack("{s:b, s:I}", "is_private", is_private, "version", (json_int_t)version);
-    json_t *reply =
-        rpc_call(call->rpc, "graph", "users.privacy", call->viewer_id, args, NULL, deadline);
+    json_t *reply = rpc_call(call->rpc, service, method, call->viewer_id, args, NULL, deadline);
     int status = reply_status(reply);
     if (status != 200)
-        log_warn("graph users.privacy answered %d: the switch reaches graph with user.updated",
+        log_warn("%s %s answered %d: the change reaches it with user.updated", service, method,
                  status);
     json_decref(args);
     json_decref(reply);
 }
 
-//  Media renders post authors (the avatar) from its projection of
-//  user.updated; handing it the committed change directly (media
-//  users.sync, with the row's version so the later event changes nothing)
-//  means the author's next post or page already shows it. Best effort,
-//  like s_tell_graph_privacy.
-static void s_tell_media(call_t *call, const PGresult *res)
+//  Graph decides who sees a private account's posts from its own copy of
+//  is_private (graph users.privacy); media renders post authors (the
+//  avatar) from its projection of user.updated (media users.sync).
+static void s_hand_over_change(call_t *call, const PGresult *res, bool privacy_changed)
 {
-    int64_t deadline = envelope_now_ms() + IDENTITY_SYNC_CALL_MS;
-    if (call->request->deadline_ms > 0 && call->request->deadline_ms < deadline)
-        deadline = call->request->deadline_ms;
-    json_t *payload = store_user_event(res, 0, true);
-    json_t *reply =
-        rpc_call(call->rpc, "media", "users.sync", call->viewer_id, payload, NULL, deadline);
-    int status = reply_status(reply);
-    if (status != 200)
-        log_warn("media users.sync answered %d: the change reaches media with user.updated",
-                 status);
-    json_decref(payload);
-    json_decref(reply);
+    int64_t version = strtoll(PQgetvalue(res, 0, COL_VERSION), NULL, 10);
+    if (privacy_changed)
+        s_hand_over(call, "graph", "users.privacy",
+                    json_pack("{s:b, s:I}", "is_private",
+                              streq(PQgetvalue(res, 0, COL_IS_PRIVATE), "t"), "version",
+                              (json_int_t)version));
+    s_hand_over(call, "media", "users.sync", store_user_event(res, 0, true));
 }
 
 json_t *me_update(call_t *call)
@@ -235,9 +226,7 @@ json_t *me_update(call_t *call)
     reply = s_emit_user_updated(db, res);
 cleanup:
     reply = s_finish(db, reply);
-    if (!reply && private_rc == 1)
-        s_tell_graph_privacy(call, is_private, strtoll(PQgetvalue(res, 0, COL_VERSION), NULL, 10));
-    if (!reply) s_tell_media(call, res);
+    if (!reply) s_hand_over_change(call, res, private_rc == 1);
     if (!reply) reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
     PQclear(res);
     return reply;
@@ -351,7 +340,7 @@ static json_t *s_set_avatar(call_t *call, const char *key)
                  2, params);
     json_t *reply =
         s_finish(db, res ? s_emit_user_updated(db, res) : identity_internal("update avatar"));
-    if (!reply) s_tell_media(call, res);
+    if (!reply) s_hand_over_change(call, res, false);
     if (!reply) reply = s_me_reply(call, store_user_json(res, 0, USER_ME));
     PQclear(res);
     return reply;
