@@ -72,6 +72,7 @@
 #include <assert.h>
 #include <czmq.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -981,7 +982,13 @@ static void s_replay(subscriber_t *self, producer_t *producer)
             return;
         }
         json_decref(reply);
-        if (count < EVENTS_REPLAY_LIMIT) return; // caught up
+        if (count < EVENTS_REPLAY_LIMIT) {
+            //  Caught up after at least one full page: the backlog's
+            //  decoded pages are freed, give their memory back instead of
+            //  keeping the catch-up's peak as RSS.
+            if (page > 0) malloc_trim(0);
+            return;
+        }
     }
     producer->replay_wanted = true; // more pages: go on after a look at the pipe
 }

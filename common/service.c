@@ -117,6 +117,12 @@ json_t *service_dispatch(const service_def_t *def, call_t *call)
 //  the free pages go back to the system (malloc_trim: a fraction of a
 //  millisecond, against tens of milliseconds of image work).
 #define SERVICE_TRIM_BYTES (256 * 1024)
+//  Likewise after a request that ran this long (bulk work: a seed chunk of
+//  50,000 rows and their events), or whose reply was this large (a page of
+//  events.replay for a consumer catching up): each frees far more than a
+//  page of posts does.
+#define SERVICE_TRIM_AFTER_MS 1000
+#define SERVICE_TRIM_REPLY_BYTES (64 * 1024)
 
 //  Decodes, runs and answers one request.
 static void s_serve(worker_thread_t *self, worker_request_t *work)
@@ -155,7 +161,8 @@ static void s_serve(worker_thread_t *self, worker_request_t *work)
         }
     }
     int status = reply_status(reply);
-    bool large = work->blob_size >= SERVICE_TRIM_BYTES || reply_blob_size >= SERVICE_TRIM_BYTES;
+    bool large = work->blob_size >= SERVICE_TRIM_BYTES || reply_blob_size >= SERVICE_TRIM_BYTES ||
+                 zclock_mono() - started >= SERVICE_TRIM_AFTER_MS;
     size_t size = 0;
     char *bytes = envelope_reply_encode(reply, &size);
     if (!bytes) {
@@ -166,6 +173,7 @@ static void s_serve(worker_thread_t *self, worker_request_t *work)
         bytes = envelope_reply_encode(reply, &size);
         freen(reply_blob); // it belonged to the reply that was lost
     }
+    if (size >= SERVICE_TRIM_REPLY_BYTES) large = true;
     if (bytes &&
         worker_send_blob(self->worker, work, bytes, size, reply_blob, reply_blob_size) == -1)
         log_warn("cannot send the reply of %s", request.method);
