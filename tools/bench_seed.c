@@ -864,6 +864,45 @@ static const char *s_usage =
     "(seed), or through the services' seed methods (bulk; needs the broker and the\n"
     "system's database, and the services started with *_SEED_ENABLED=1).\n";
 
+//  The --options: each sets one field of s_opt, a text or a number.
+static const struct {
+    const char *name;
+    const char **text;
+    int *number;
+} s_options[] = {
+    {"--url", &s_opt.url, NULL},
+    {"--out", &s_opt.out, NULL},
+    {"--image", &s_opt.image, NULL},
+    {"--broker", &s_opt.broker, NULL},
+    {"--database", &s_opt.database, NULL},
+    {"--users", NULL, &s_opt.users},
+    {"--follows", NULL, &s_opt.follows},
+    {"--posts", NULL, &s_opt.posts},
+    {"--likes", NULL, &s_opt.likes},
+    {"--comments", NULL, &s_opt.comments},
+    {"--tokens", NULL, &s_opt.tokens},
+    {"--threads", NULL, &s_opt.threads},
+    {"--samples", NULL, &s_opt.samples},
+    {"--wait-max", NULL, &s_opt.wait_max},
+    {"--conversations", NULL, &s_opt.conversations},
+    {"--groups", NULL, &s_opt.groups},
+    {"--messages", NULL, &s_opt.messages},
+};
+
+//  Sets option name to value. 0, or -1 for an unknown name.
+static int s_set_option(const char *name, const char *value)
+{
+    for (size_t i = 0; i < sizeof s_options / sizeof s_options[0]; i++) {
+        if (!streq(name, s_options[i].name)) continue;
+        if (s_options[i].text)
+            *s_options[i].text = value;
+        else
+            *s_options[i].number = atoi(value);
+        return 0;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *command = NULL;
@@ -883,41 +922,7 @@ int main(int argc, char **argv)
             return 2;
         }
         i++;
-        if (streq(arg, "--url"))
-            s_opt.url = value;
-        else if (streq(arg, "--out"))
-            s_opt.out = value;
-        else if (streq(arg, "--image"))
-            s_opt.image = value;
-        else if (streq(arg, "--users"))
-            s_opt.users = atoi(value);
-        else if (streq(arg, "--follows"))
-            s_opt.follows = atoi(value);
-        else if (streq(arg, "--posts"))
-            s_opt.posts = atoi(value);
-        else if (streq(arg, "--likes"))
-            s_opt.likes = atoi(value);
-        else if (streq(arg, "--comments"))
-            s_opt.comments = atoi(value);
-        else if (streq(arg, "--tokens"))
-            s_opt.tokens = atoi(value);
-        else if (streq(arg, "--threads"))
-            s_opt.threads = atoi(value);
-        else if (streq(arg, "--samples"))
-            s_opt.samples = atoi(value);
-        else if (streq(arg, "--broker"))
-            s_opt.broker = value;
-        else if (streq(arg, "--database"))
-            s_opt.database = value;
-        else if (streq(arg, "--wait-max"))
-            s_opt.wait_max = atoi(value);
-        else if (streq(arg, "--conversations"))
-            s_opt.conversations = atoi(value);
-        else if (streq(arg, "--groups"))
-            s_opt.groups = atoi(value);
-        else if (streq(arg, "--messages"))
-            s_opt.messages = atoi(value);
-        else {
+        if (s_set_option(arg, value) != 0) {
             fputs(s_usage, stderr);
             return 2;
         }
