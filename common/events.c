@@ -151,18 +151,29 @@ static char *s_bytea_text(const char *data, size_t size)
     return text;
 }
 
-int events_emit(db_t *db, const char *topic, const json_t *payload)
+//  What both emitters check first: inside a transaction, a topic of
+//  1..EVENTS_TOPIC_MAX bytes, a payload of the right shape (shape_ok) and
+//  a producer name that makes a NOTIFY channel (into channel). 0 or -1.
+static int s_emit_check(db_t *db, const char *topic, bool shape_ok, const char *who, char *channel,
+                        size_t size)
 {
     assert(db);
     assert(topic);
     assert(db_in_transaction(db));
-    char channel[72];
     size_t topic_length = strlen(topic);
-    if (topic_length == 0 || topic_length > EVENTS_TOPIC_MAX || !json_is_object(payload) ||
-        s_channel(db_schema(db), channel, sizeof channel) != 0) {
-        log_error("events_emit: bad topic, payload or producer name");
+    if (topic_length == 0 || topic_length > EVENTS_TOPIC_MAX || !shape_ok ||
+        s_channel(db_schema(db), channel, size) != 0) {
+        log_error("%s: bad topic, payload or producer name", who);
         return -1;
     }
+    return 0;
+}
+
+int events_emit(db_t *db, const char *topic, const json_t *payload)
+{
+    char channel[72];
+    if (s_emit_check(db, topic, json_is_object(payload), "events_emit", channel, sizeof channel))
+        return -1;
     size_t size = 0;
     char *packed = msgjson_encode(payload, &size);
     if (!packed) {
@@ -184,16 +195,10 @@ int events_emit(db_t *db, const char *topic, const json_t *payload)
 
 int events_emit_many(db_t *db, const char *topic, const json_t *payloads)
 {
-    assert(db);
-    assert(topic);
-    assert(db_in_transaction(db));
     char channel[72];
-    size_t topic_length = strlen(topic);
-    if (topic_length == 0 || topic_length > EVENTS_TOPIC_MAX || !json_is_array(payloads) ||
-        s_channel(db_schema(db), channel, sizeof channel) != 0) {
-        log_error("events_emit_many: bad topic, payloads or producer name");
+    if (s_emit_check(db, topic, json_is_array(payloads), "events_emit_many", channel,
+                     sizeof channel))
         return -1;
-    }
     size_t count = json_array_size(payloads);
     if (count == 0) return 0;
     //  One text parameter: the payloads' msgpack bytes in hex, separated by
