@@ -36,6 +36,15 @@
     everything else as an error. Server notices go to the debug log rather
     than libpq's default of raw stderr lines.
 
+    Memory. libpq grows a connection's output buffer to the largest
+    message it ever sent and keeps it for the connection's life: one bulk
+    statement (a seed chunk binds arrays of 50,000 values) left two 16 MiB
+    buffers in media for good. A statement whose parameters add up to
+    DB_RECYCLE_PARAM_BYTES or more marks the connection, and it is replaced
+    as soon as no transaction is open (after that statement in autocommit,
+    else at commit or rollback). Ordinary statements never come near it, so
+    this costs one reconnect per bulk write.
+
     Deadlines. A service sets the deadline of the request it serves
     (db_set_deadline); db_begin then sends BEGIN with SET LOCAL
     statement_timeout and lock_timeout of the time left, in the same
@@ -79,6 +88,8 @@
 //  Statements kept per connection; SQL text should be constant (values go
 //  in $n parameters), this only bounds the damage when it is not.
 #define DB_STATEMENTS_MAX 1024
+//  Parameters this large mark the connection to be replaced (see Memory).
+#define DB_RECYCLE_PARAM_BYTES (1024 * 1024)
 
 struct db_t {
     PGconn *conn;
@@ -89,6 +100,7 @@ struct db_t {
     bool in_transaction;     // the caller's view: between begin and commit/rollback
     bool transaction_broken; // the connection died inside the transaction
     bool session_bad;        // connected but the schema set-up failed
+    bool buffers_grown;      // sent parameters of DB_RECYCLE_PARAM_BYTES or more
     int64_t deadline_ms;     // unix ms of the request being served, 0 = none
     char sqlstate[6];
 };
@@ -198,6 +210,7 @@ static int s_connect(db_t *self)
     zhashx_purge(self->statements);
     self->next_statement = 0;
     self->session_bad = false;
+    self->buffers_grown = false;
     self->conn = PQconnectdb(self->url);
     if (!self->conn) {
         log_error("db: out of memory connecting");
@@ -251,6 +264,26 @@ static bool s_connection_lost(db_t *self)
     if (PQstatus(self->conn) != CONNECTION_BAD) return false;
     if (self->in_transaction) self->transaction_broken = true;
     return true;
+}
+
+//  Marks the connection when this call's parameters will grow libpq's
+//  output buffer past DB_RECYCLE_PARAM_BYTES.
+static void s_note_param_bytes(db_t *self, int nparams, const char *const *params)
+{
+    size_t bytes = 0;
+    for (int i = 0; params && i < nparams; i++)
+        if (params[i]) bytes += strlen(params[i]);
+    if (bytes >= DB_RECYCLE_PARAM_BYTES) self->buffers_grown = true;
+}
+
+//  Outside a transaction, replaces a connection whose buffers a bulk
+//  statement grew (a failed reconnect leaves a bad connection, which the
+//  next call replaces as usual).
+static void s_recycle_if_grown(db_t *self)
+{
+    if (!self->buffers_grown || self->in_transaction) return;
+    log_debug("db: replacing the connection after a bulk statement");
+    s_connect(self);
 }
 
 db_t *db_new(const char *url, const char *schema)
@@ -322,9 +355,13 @@ PGresult *db_query(db_t *self, const char *sql, int nparams, const char *const *
             zhashx_insert(self->statements, sql, new_name);
             name = new_name;
         }
+        s_note_param_bytes(self, nparams, params);
         PGresult *result =
             PQexecPrepared(self->conn, name, nparams, (const char *const *)params, NULL, NULL, 0);
-        if (s_result_ok(result)) return result;
+        if (s_result_ok(result)) {
+            s_recycle_if_grown(self); // a PGresult outlives its connection
+            return result;
+        }
         s_record_error(self, result, "query");
         const char *sqlstate = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : NULL;
         bool stale = sqlstate && (streq(sqlstate, "0A000") || streq(sqlstate, "26000"));
@@ -437,6 +474,7 @@ int db_commit(db_t *self)
     }
     self->in_transaction = false;
     self->transaction_broken = false;
+    s_recycle_if_grown(self);
     return rc;
 }
 
@@ -447,6 +485,7 @@ void db_rollback(db_t *self)
         PQclear(PQexec(self->conn, "ROLLBACK"));
     self->in_transaction = false;
     self->transaction_broken = false;
+    s_recycle_if_grown(self);
 }
 
 bool db_in_transaction(db_t *self)

@@ -154,6 +154,67 @@ static void test_query_and_exec(void **state)
     db_destroy(&db); // safe twice
 }
 
+//  A bulk statement (parameters of 1 MiB or more) grows libpq's output
+//  buffer for good, so the connection is replaced once no transaction is
+//  open: at once in autocommit, at commit or rollback inside one. Its
+//  result and the transaction's work are intact, and statements keep working.
+//  The server process of the connection as it is now (no query: a query
+//  could itself replace the connection).
+static int s_connection_pid(db_t *db)
+{
+    return PQbackendPID(db_conn(db));
+}
+
+static void test_bulk_statement_replaces_connection(void **state)
+{
+    db_t *db = db_new(s_url, s_schema);
+    assert_non_null(db);
+    size_t size = 1536 * 1024;
+    char *big = malloc(size + 1);
+    assert_non_null(big);
+    memset(big, 'x', size);
+    big[size] = '\0';
+    const char *big_param[] = {big};
+    const char *length_sql = "SELECT length($1::text)";
+
+    int pid = s_connection_pid(db);
+    PGresult *result = db_query(db, length_sql, 1, (const char *[]){"abc"});
+    assert_non_null(result);
+    PQclear(result);
+    assert_int_equal(s_connection_pid(db), pid); // small: the same connection
+
+    result = db_query(db, length_sql, 1, big_param);
+    assert_non_null(result);
+    assert_string_equal(PQgetvalue(result, 0, 0), "1572864");
+    PQclear(result);
+    int replaced = s_connection_pid(db);
+    assert_int_not_equal(replaced, pid);
+    assert_int_equal(db_exec(db, "SELECT 1", 0, NULL), 1); // prepared again on the new one
+
+    //  Inside a transaction: kept until the commit, which keeps the write.
+    assert_int_equal(db_exec_script(db, "CREATE TABLE bulk_rows (body text)"), 0);
+    assert_int_equal(db_begin(db), 0);
+    assert_int_equal(db_exec(db, "INSERT INTO bulk_rows (body) VALUES ($1)", 1, big_param), 1);
+    assert_int_equal(s_connection_pid(db), replaced);
+    assert_int_equal(db_commit(db), 0);
+    assert_int_not_equal(s_connection_pid(db), replaced);
+    result = db_query(db, "SELECT length(body) FROM bulk_rows", 0, NULL);
+    assert_non_null(result);
+    assert_int_equal(PQntuples(result), 1);
+    assert_string_equal(PQgetvalue(result, 0, 0), "1572864");
+    PQclear(result);
+
+    //  And at a rollback, which undoes the write.
+    replaced = s_connection_pid(db);
+    assert_int_equal(db_begin(db), 0);
+    assert_int_equal(db_exec(db, "INSERT INTO bulk_rows (body) VALUES ($1)", 1, big_param), 1);
+    db_rollback(db);
+    assert_int_not_equal(s_connection_pid(db), replaced);
+    assert_int_equal(db_exec(db, "SELECT 1 FROM bulk_rows", 0, NULL), 1);
+    free(big);
+    db_destroy(&db);
+}
+
 static void test_prepared_statement_reuse(void **state)
 {
     db_t *db = db_new(s_url, s_schema);
@@ -547,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_bad_url),
         cmocka_unit_test(test_query_and_exec),
         cmocka_unit_test(test_prepared_statement_reuse),
+        cmocka_unit_test(test_bulk_statement_replaces_connection),
         cmocka_unit_test(test_stale_plan_is_prepared_again),
         cmocka_unit_test(test_unique_violation),
         cmocka_unit_test(test_transactions),
