@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define FEED_DEFAULT_FANOUT_THRESHOLD 10000
+#define FEED_DEFAULT_FANOUT_THRESHOLD 1000
 #define FEED_DEFAULT_TIMELINE_MAX 1000
 #define FEED_DEFAULT_BACKFILL 50
 //  A fan-out trims the timelines of about one recipient in this many (see
@@ -64,11 +64,32 @@ int interactions_on_comment_deleted(db_t *db, const event_t *event, void *state)
 //  they block each other. Idempotent. 0 or -1.
 int activity_add(db_t *db, int64_t owner_id, const char *type, int64_t post_id, int64_t actor_id,
                  int64_t source_id, int64_t at_ms);
+//  The same for many adds in one statement, exactly as one by one in
+//  order: activity_add_to appends one add to adds (a JSON array; nothing
+//  when owner == actor or an id is not positive), activity_add_many runs
+//  them (an empty array is a no-op). 0 or -1.
+void activity_add_to(json_t *adds, int64_t owner_id, const char *type, int64_t post_id,
+                     int64_t actor_id, int64_t source_id, int64_t at_ms);
+int activity_add_many(db_t *db, const json_t *adds);
+
+//  Deferred events of one topic (hot handlers: likes, comments, follows).
+//  A flush function handles rows (the topic's deferred events, in order,
+//  borrowed) with a few set-based statements, exactly as its handler would
+//  have one by one. 0 or -1.
+typedef int (*activity_flush_fn)(db_t *db, const json_t *rows, const feed_t *feed);
+//  Appends row (stolen) to the batch's deferred events of flush's topic,
+//  after flushing those of another topic. 0 or -1.
+int activity_defer(db_t *db, void *state, activity_flush_fn flush, json_t *row);
+//  Flushes the deferred events: every handler that is not deferred calls
+//  it first, so the order between topics is kept. 0 or -1.
+int activity_flush_pending(db_t *db, void *state);
+
 //  The subscriber's batch hooks (EVENTS_BATCH_END, EVENTS_BATCH_RESET):
 //  activity_add defers its groups' actor_count and latest_ms to the end of
-//  the batch (summed, one UPDATE); activity_flush writes them (every
-//  removal flushes first, so it sees exact counts), activity_forget drops
-//  them when the batch rolls back. 0 or -1.
+//  the batch (summed, one UPDATE); activity_flush flushes the deferred
+//  events, then writes those counts (every removal writes them first, so
+//  it sees exact counts); activity_forget drops both when the batch rolls
+//  back. 0 or -1.
 int activity_flush(db_t *db, const event_t *event, void *state);
 int activity_forget(db_t *db, const event_t *event, void *state);
 //  Removes actor's source_id from owner's groups of (type, post_id) on any
@@ -76,6 +97,10 @@ int activity_forget(db_t *db, const event_t *event, void *state);
 //  its last actor. 0 or -1.
 int activity_remove(db_t *db, int64_t owner_id, const char *type, int64_t post_id, int64_t actor_id,
                     int64_t source_id);
+//  activity_remove for each pair (owners[i], actors[i]) (SQL array
+//  literals) with post 0 and source 0; pairs with a deleted account are
+//  left alone. 0 or -1.
+int activity_remove_many(db_t *db, const char *type, const char *owners, const char *actors);
 //  Removes everything source_id (a comment, or a post's caption mentions)
 //  put into any group. 0 or -1.
 int activity_remove_source(db_t *db, int64_t source_id);
@@ -132,9 +157,10 @@ int64_t feed_payload_time_ms(const event_t *event, const char *name);
 void feed_format_time(int64_t ms, char *buf, size_t size);
 //  Decimal text of id in buf (>= 21 bytes); returns buf.
 const char *feed_id_text(int64_t id, char *buf);
-//  True when user_id's account was deleted (events about it are ignored).
-//  -1 on error.
-int feed_user_deleted(db_t *db, int64_t user_id);
+
+//  Runs sql (one statement) with rows, a JSON array (borrowed), as its
+//  parameter $1 (read with jsonb_to_recordset): db_exec's result.
+long feed_exec_rows(db_t *db, const char *sql, const json_t *rows);
 
 //  A growable SQL array literal of ids ("{1,2,3}").
 typedef struct {

@@ -16,6 +16,11 @@
 
     Event handlers are idempotent: keyed inserts with ON CONFLICT DO
     NOTHING, deletes by key, and activity_add/remove (idempotent too).
+    like.created and comment.created, the hottest topics, are deferred
+    (activity_defer): s_flush_likes / s_flush_comments handle a batch's run
+    of them with two statements over a JSON array (my likes or comments,
+    then activity_add_many), exactly as one by one; the deletes flush that
+    run first, so a like then an unlike of the same pair end as one by one.
 */
 #include "feed.h"
 #include "args.h"
@@ -29,6 +34,48 @@
 
 //  ---- events -------------------------------------------------------------------
 
+//  Runs insert_sql over rows (feed_exec_rows), then activity_add_many over
+//  the adds add_row appends for each row, in order. 0 or -1.
+static int s_store_and_add(db_t *db, const json_t *rows, const char *insert_sql,
+                           void (*add_row)(json_t *adds, const json_t *row))
+{
+    if (feed_exec_rows(db, insert_sql, rows) < 0) return -1;
+    json_t *adds = json_array();
+    size_t index;
+    json_t *row;
+    json_array_foreach(rows, index, row)
+    {
+        add_row(adds, row);
+    }
+    int rc = activity_add_many(db, adds);
+    json_decref(adds);
+    return rc;
+}
+
+static void s_like_adds(json_t *adds, const json_t *row)
+{
+    activity_add_to(adds, feed_payload_id(row, "author_id"), "like",
+                    feed_payload_id(row, "post_id"), feed_payload_id(row, "user_id"), 0,
+                    json_integer_value(json_object_get(row, "at_ms")));
+}
+
+//  The deferred likes (rows {n, user_id, post_id, author_id, at_ms}): my
+//  likes, the first of duplicates giving the time as ON CONFLICT DO NOTHING
+//  would one by one, and their activity.
+static int s_flush_likes(db_t *db, const json_t *rows, const feed_t *feed)
+{
+    return s_store_and_add(
+        db, rows,
+        "INSERT INTO my_likes (user_id, post_id, liked_ms)"
+        " SELECT DISTINCT ON (user_id, post_id) user_id, post_id, at_ms"
+        " FROM jsonb_to_recordset($1::jsonb)"
+        "   AS r (n bigint, user_id bigint, post_id bigint, at_ms bigint)"
+        " WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.user_id = r.user_id)"
+        " ORDER BY user_id, post_id, n"
+        " ON CONFLICT DO NOTHING",
+        s_like_adds);
+}
+
 int interactions_on_like_created(db_t *db, const event_t *event, void *state)
 {
     int64_t post_id = feed_payload_id(event->payload, "post_id");
@@ -36,26 +83,20 @@ int interactions_on_like_created(db_t *db, const event_t *event, void *state)
     int64_t user_id = feed_payload_id(event->payload, "user_id");
     if (post_id <= 0 || author_id <= 0 || user_id <= 0) {
         log_warn("feed: media.like.created seq %" PRId64 " malformed; skipped", event->seq);
-        return 0;
+        return activity_flush_pending(db, state);
     }
-    int64_t at_ms = feed_payload_time_ms(event, "created_at");
-    char user[21], post[21], at[21];
-    snprintf(at, sizeof at, "%" PRId64, at_ms);
-    const char *params[] = {feed_id_text(user_id, user), feed_id_text(post_id, post), at};
-    //  Nothing for a deleted account: here, and in activity_add, which
-    //  checks it too (one round trip less per like than asking first).
-    if (db_exec(db,
-                "INSERT INTO my_likes (user_id, post_id, liked_ms)"
-                " SELECT $1::bigint, $2::bigint, $3::bigint WHERE NOT EXISTS"
-                " (SELECT 1 FROM deleted_users WHERE user_id = $1::bigint)"
-                " ON CONFLICT DO NOTHING",
-                3, params) < 0)
-        return -1;
-    return activity_add(db, author_id, "like", post_id, user_id, 0, at_ms);
+    //  Handled with the batch's other likes (s_flush_likes). Nothing for a
+    //  deleted account: there, and in activity_add_many, which checks it too.
+    return activity_defer(db, state, s_flush_likes,
+                          json_pack("{sIsIsIsIsI}", "n", (json_int_t)event->seq, "user_id",
+                                    (json_int_t)user_id, "post_id", (json_int_t)post_id,
+                                    "author_id", (json_int_t)author_id, "at_ms",
+                                    (json_int_t)feed_payload_time_ms(event, "created_at")));
 }
 
 int interactions_on_like_deleted(db_t *db, const event_t *event, void *state)
 {
+    if (activity_flush_pending(db, state) != 0) return -1;
     int64_t post_id = feed_payload_id(event->payload, "post_id");
     int64_t author_id = feed_payload_id(event->payload, "post_author_id");
     int64_t user_id = feed_payload_id(event->payload, "user_id");
@@ -70,6 +111,41 @@ int interactions_on_like_deleted(db_t *db, const event_t *event, void *state)
     return author_id > 0 ? activity_remove(db, author_id, "like", post_id, user_id, 0) : 0;
 }
 
+//  A comment's activity: on the post's author, then each mention.
+static void s_comment_adds(json_t *adds, const json_t *row)
+{
+    int64_t comment_id = feed_payload_id(row, "id");
+    int64_t post_id = feed_payload_id(row, "post_id");
+    int64_t author_id = feed_payload_id(row, "author_id");
+    int64_t at_ms = json_integer_value(json_object_get(row, "at_ms"));
+    activity_add_to(adds, feed_payload_id(row, "post_author_id"), "comment", post_id, author_id,
+                    comment_id, at_ms);
+    size_t index;
+    json_t *value;
+    json_array_foreach(json_object_get(row, "mentions"), index, value)
+    {
+        activity_add_to(adds, feed_json_id(value), "mention", post_id, author_id, comment_id,
+                        at_ms);
+    }
+}
+
+//  The deferred comments (rows {n, id, author_id, post_id, post_author_id,
+//  text, at_ms, mentions}): my comments (the first of duplicates), then the
+//  activity of each, in order.
+static int s_flush_comments(db_t *db, const json_t *rows, const feed_t *feed)
+{
+    return s_store_and_add(db, rows,
+                           "INSERT INTO my_comments (id, author_id, post_id, text, created_ms)"
+                           " SELECT DISTINCT ON (id) id, author_id, post_id, text, at_ms"
+                           " FROM jsonb_to_recordset($1::jsonb) AS r (n bigint, id bigint,"
+                           "   author_id bigint, post_id bigint, text text, at_ms bigint)"
+                           " WHERE NOT EXISTS (SELECT 1 FROM deleted_users d"
+                           "   WHERE d.user_id = r.author_id)"
+                           " ORDER BY id, n"
+                           " ON CONFLICT DO NOTHING",
+                           s_comment_adds);
+}
+
 int interactions_on_comment_created(db_t *db, const event_t *event, void *state)
 {
     const json_t *payload = event->payload;
@@ -81,38 +157,23 @@ int interactions_on_comment_created(db_t *db, const event_t *event, void *state)
     if (comment_id <= 0 || post_id <= 0 || post_author_id <= 0 || author_id <= 0 ||
         !json_is_string(text)) {
         log_warn("feed: media.comment.created seq %" PRId64 " malformed; skipped", event->seq);
-        return 0;
+        return activity_flush_pending(db, state);
     }
-    int64_t at_ms = feed_payload_time_ms(event, "created_at");
-    char comment[21], author[21], post[21], at[21];
-    snprintf(at, sizeof at, "%" PRId64, at_ms);
-    const char *params[] = {feed_id_text(comment_id, comment), feed_id_text(author_id, author),
-                            feed_id_text(post_id, post), json_string_value(text), at};
-    //  Nothing for a deleted account: here, and in activity_add, which
-    //  checks it too.
-    if (db_exec(db,
-                "INSERT INTO my_comments (id, author_id, post_id, text, created_ms)"
-                " SELECT $1::bigint, $2::bigint, $3::bigint, $4::text, $5::bigint WHERE NOT EXISTS"
-                " (SELECT 1 FROM deleted_users WHERE user_id = $2::bigint)"
-                " ON CONFLICT DO NOTHING",
-                5, params) < 0)
-        return -1;
-    if (activity_add(db, post_author_id, "comment", post_id, author_id, comment_id, at_ms) != 0)
-        return -1;
-    size_t index;
-    json_t *value;
-    json_array_foreach(json_object_get(payload, "mentions"), index, value)
-    {
-        int64_t mentioned = feed_json_id(value);
-        if (mentioned > 0 &&
-            activity_add(db, mentioned, "mention", post_id, author_id, comment_id, at_ms) != 0)
-            return -1;
-    }
-    return 0;
+    json_t *mentions = json_object_get(payload, "mentions");
+    //  Handled with the batch's other comments (s_flush_comments).
+    return activity_defer(
+        db, state, s_flush_comments,
+        json_pack("{sIsIsIsIsIsosIso}", "n", (json_int_t)event->seq, "id", (json_int_t)comment_id,
+                  "author_id", (json_int_t)author_id, "post_id", (json_int_t)post_id,
+                  "post_author_id", (json_int_t)post_author_id, "text",
+                  json_string(json_string_value(text)), "at_ms",
+                  (json_int_t)feed_payload_time_ms(event, "created_at"), "mentions",
+                  json_is_array(mentions) ? json_copy(mentions) : json_array()));
 }
 
 int interactions_on_comment_deleted(db_t *db, const event_t *event, void *state)
 {
+    if (activity_flush_pending(db, state) != 0) return -1;
     int64_t comment_id = feed_payload_id(event->payload, "id");
     if (comment_id <= 0) {
         log_warn("feed: media.comment.deleted seq %" PRId64 " malformed; skipped", event->seq);
@@ -121,7 +182,7 @@ int interactions_on_comment_deleted(db_t *db, const event_t *event, void *state)
     char comment[21];
     const char *params[] = {feed_id_text(comment_id, comment)};
     if (db_exec(db, "DELETE FROM my_comments WHERE id = $1", 1, params) < 0) return -1;
-    //  The comment's activity: on the post's author and each mention.
+    //  The comment's activity: on the post's author, and each mention.
     return activity_remove_source(db, comment_id);
 }
 

@@ -36,7 +36,8 @@ static const events_route_t s_consumes[] = {
     {"media.comment.created", interactions_on_comment_created},
     {"media.comment.deleted", interactions_on_comment_deleted},
     {"identity.user.deleted", fanout_on_user_deleted},
-    //  activity_add's group counts are written once per batch (activity.c).
+    //  Deferred events (likes, comments, follows, posts) and activity_add's
+    //  group counts are written once per batch (activity.c).
     {EVENTS_BATCH_END, activity_flush},
     {EVENTS_BATCH_RESET, activity_forget},
     {NULL, NULL},

@@ -135,15 +135,13 @@ const char *feed_id_text(int64_t id, char *buf)
     return buf;
 }
 
-int feed_user_deleted(db_t *db, int64_t user_id)
+long feed_exec_rows(db_t *db, const char *sql, const json_t *rows)
 {
-    char id[21];
-    const char *params[] = {feed_id_text(user_id, id)};
-    PGresult *res = db_query(db, "SELECT 1 FROM deleted_users WHERE user_id = $1", 1, params);
-    if (!res) return -1;
-    int deleted = PQntuples(res) > 0;
-    PQclear(res);
-    return deleted;
+    char *input = json_dumps(rows, JSON_COMPACT);
+    const char *params[] = {input};
+    long rc = db_exec(db, sql, 1, params);
+    free(input);
+    return rc;
 }
 
 //  ---- array literals -------------------------------------------------------

@@ -26,6 +26,37 @@
     emits them at the end of the batch, in the same transaction) commit
     together. A payload that lacks what a handler needs is logged and
     skipped (returning -1 would retry it forever and stall its producer).
+
+    Set-based per batch. A catch-up brings runs of hundreds of events of
+    one topic (a bulk seed: 200k likes in a row), and a statement per event
+    is mostly round trips. So the hot handlers (like.created/deleted,
+    comment.created/deleted, follow.created/requested, post.created/
+    updated) run no SQL: they append their rows to s_batch, a buffer of
+    Postgres array literals, and s_flush writes the whole run with one
+    statement over unnest(...): notes made (INSERT … SELECT, blocks checked
+    in the statement), like notifications or comment notifications
+    removed (DELETE … USING). The buffer holds one topic at a time and is
+    flushed:
+      - when a handler of another topic starts (s_claim; the handlers that
+        stay per event flush first thing), so whatever an event does
+        happens after what every earlier event did: a like, an unlike and
+        a like again of one pair are three flushes, as one by one;
+      - at the batch's end (on_batch_end, the EVENTS_BATCH_END hook),
+        before push_flush builds the frames of what the flushes queued;
+      - never after a rollback: on_batch_reset (EVENTS_BATCH_RESET) forgets
+        it with the push queue.
+    Inside one run the result is exactly what one by one gives: ids are
+    taken per note in event order, so the first note of a key wins as ON
+    CONFLICT did (DISTINCT ON keeps it), blocks only change in the graph
+    block handlers (which flush first), self-actions are filtered when
+    buffered, and the inserted rows come back in id order, so the frames
+    are queued in the order one by one queued them (a removal run queues
+    one count per user who lost an unread notification; push_flush sends
+    one per user and batch anyway). A live event is a
+    batch of one: same path, flushed at its batch end, before its commit.
+    The buffer, like push.c's queue, belongs to the subscriber thread: it
+    is the only thread that runs handlers (service_main starts one
+    subscriber), so no lock.
 */
 #include "notification.h"
 #include "args.h"
@@ -101,19 +132,199 @@ typedef struct {
     const char *source_key;
 } note_t;
 
-//  Makes one notification unless a rule forbids it; pushes it and the new
-//  unread count when it is new. 0 (made or not) or -1 (retry).
-static int s_notify(db_t *db, const event_t *event, const note_t *note)
-{
-    if (!note->recipient || !note->actor || streq(note->recipient, note->actor)) return 0;
-    int blocked = s_blocked(db, note->recipient, note->actor);
-    if (blocked != 0) return blocked < 0 ? -1 : 0;
+//  ---------------------------------------------------------------------
+//  The batch's buffer (see the top of the file)
 
+//  A Postgres array literal being built, "{"1","2",NULL": every value is
+//  quoted, so one builder serves bigint[] and text[] alike.
+typedef struct {
+    char *data;
+    size_t length, capacity;
+} literal_t;
+
+static void s_literal_put(literal_t *self, char c)
+{
+    if (self->length + 2 > self->capacity) {
+        self->capacity = self->capacity ? self->capacity * 2 : 256;
+        self->data = (char *)realloc(self->data, self->capacity);
+        assert(self->data); // out of memory: CZMQ's policy, as zmalloc
+    }
+    self->data[self->length++] = c;
+    self->data[self->length] = '\0';
+}
+
+//  Appends value (NULL: SQL NULL) as the next element.
+static void s_literal_add(literal_t *self, const char *value)
+{
+    s_literal_put(self, self->length ? ',' : '{');
+    if (!value) {
+        for (const char *c = "NULL"; *c; c++)
+            s_literal_put(self, *c);
+        return;
+    }
+    s_literal_put(self, '"');
+    for (const char *c = value; *c; c++) {
+        if (*c == '"' || *c == '\\') s_literal_put(self, '\\');
+        s_literal_put(self, *c);
+    }
+    s_literal_put(self, '"');
+}
+
+//  The finished literal (borrowed; valid until the next add or reset).
+static const char *s_literal_text(literal_t *self)
+{
+    if (!self->length) return "{}";
+    s_literal_put(self, '}');
+    self->length--; // the brace stays past the end until the next add
+    return self->data;
+}
+
+//  What a run of buffered events of one topic becomes at its flush.
+typedef enum {
+    BATCH_NOTES,           // notifications to make (note_t columns + the event's time)
+    BATCH_LIKE_REMOVALS,   // like notifications to remove: user, key, the unlike's time
+    BATCH_COMMENT_REMOVALS // every notification of these comment ids
+} batch_kind_t;
+
+#define BATCH_COLUMNS 10 // the most a kind uses (BATCH_NOTES)
+
+static struct {
+    char topic[96]; // "media.like.created": one of the routes in main.c
+    batch_kind_t kind;
+    size_t count; // buffered rows (0: the buffer is empty, topic is stale)
+    literal_t columns[BATCH_COLUMNS];
+} s_batch; // the subscriber thread's (see the top of the file)
+
+//  Empties the buffer (memory is kept for the next batch).
+static void s_batch_clear(void)
+{
+    s_batch.count = 0;
+    for (int column = 0; column < BATCH_COLUMNS; column++)
+        s_batch.columns[column].length = 0;
+}
+
+//  Pushes a new unread count to each user of res (rows "user_id, read" of
+//  a DELETE … RETURNING) who lost an unread notification. Takes res.
+static void s_removed(PGresult *res)
+{
+    zhashx_t *users = zhashx_new();
+    for (int row = 0; row < PQntuples(res); row++)
+        if (streq(PQgetvalue(res, row, 1), "f"))
+            zhashx_insert(users, PQgetvalue(res, row, 0), (void *)1);
+    for (void *item = zhashx_first(users); item; item = zhashx_next(users))
+        push_defer_unread((const char *)zhashx_cursor(users));
+    zhashx_destroy(&users);
+    PQclear(res);
+}
+
+//  Runs the buffer's statement and queues the pushes of what it changed,
+//  then empties the buffer. 0 or -1.
+static int s_flush(db_t *db)
+{
+    if (s_batch.count == 0) return 0;
+    const char *params[BATCH_COLUMNS];
+    for (int column = 0; column < BATCH_COLUMNS; column++)
+        params[column] = s_literal_text(&s_batch.columns[column]);
+    PGresult *res = NULL;
+    if (s_batch.kind == BATCH_NOTES)
+        //  One event at a time inserted each note unless a block stood
+        //  between the two, and the first note of a key won (ON CONFLICT DO
+        //  NOTHING); DISTINCT ON keeps that first one (ids grow with the
+        //  events) and the blocks cannot change inside a run of one topic.
+        //  The new rows come back in event order, for the frames.
+        res = db_query(
+            db,
+            "WITH fresh AS (INSERT INTO notifications (id, user_id, type, actor_id, post_id,"
+            "   comment_id, conversation_id, text, source_key, created_at)"
+            " SELECT DISTINCT ON (u.user_id, u.source_key) u.id, u.user_id, u.type, u.actor_id,"
+            "   u.post_id, u.comment_id, u.conversation_id, u.text, u.source_key,"
+            "   CASE WHEN u.at_ms > 0 THEN to_timestamp(u.at_ms / 1000.0) ELSE now() END"
+            " FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[],"
+            "   $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[])"
+            "   AS u (id, user_id, type, actor_id, post_id, comment_id, conversation_id, text,"
+            "   source_key, at_ms)"
+            " WHERE NOT EXISTS (SELECT 1 FROM blocks b"
+            "     WHERE b.blocker_id = u.user_id AND b.blocked_id = u.actor_id)"
+            "   AND NOT EXISTS (SELECT 1 FROM blocks b"
+            "     WHERE b.blocker_id = u.actor_id AND b.blocked_id = u.user_id)"
+            " ORDER BY u.user_id, u.source_key, u.id"
+            " ON CONFLICT (user_id, source_key) DO NOTHING RETURNING *)"
+            " SELECT " NOTIFICATION_COLUMNS " FROM fresh ORDER BY id",
+            10, params);
+    else if (s_batch.kind == BATCH_LIKE_REMOVALS)
+        //  Each unlike's window is measured from when it happened, not
+        //  from when we handle it; a row any of them reaches goes once.
+        res = db_query(db,
+                       "DELETE FROM notifications n"
+                       " USING unnest($1::bigint[], $2::text[], $3::bigint[])"
+                       "   AS u (user_id, source_key, at_ms)"
+                       " WHERE n.user_id = u.user_id AND n.source_key = u.source_key"
+                       " AND n.created_at > (CASE WHEN u.at_ms > 0"
+                       "   THEN to_timestamp(u.at_ms / 1000.0) ELSE now() END)"
+                       "   - interval '" NOTIFICATION_UNLIKE_WINDOW "'"
+                       " RETURNING n.user_id, n.read",
+                       3, params);
+    else
+        res = db_query(db,
+                       "DELETE FROM notifications WHERE comment_id = ANY($1::bigint[])"
+                       " RETURNING user_id, read",
+                       1, params);
+    s_batch_clear();
+    if (!res) return -1;
+    if (s_batch.kind == BATCH_NOTES)
+        push_defer_notifications(res); // the rows as inserted are the frames'
+    else
+        s_removed(res);
+    return 0;
+}
+
+//  Every handler starts here: the buffer is flushed when it holds another
+//  topic's events (so what they do happens before this event, as one by
+//  one), then belongs to event's topic, with rows of kind. 0 or -1.
+static int s_claim(db_t *db, const event_t *event, batch_kind_t kind)
+{
+    char topic[sizeof s_batch.topic];
+    snprintf(topic, sizeof topic, "%s.%s", event->producer, event->topic);
+    if (s_batch.count && !streq(topic, s_batch.topic) && s_flush(db) != 0) return -1;
+    memcpy(s_batch.topic, topic, sizeof topic);
+    s_batch.kind = kind;
+    return 0;
+}
+
+//  Appends a row of values[0..count) to the buffer.
+static void s_batch_add(const char *const *values, int count)
+{
+    for (int column = 0; column < count; column++)
+        s_literal_add(&s_batch.columns[column], values[column]);
+    s_batch.count++;
+}
+
+int on_batch_reset(db_t *db, const event_t *event, void *state)
+{
+    s_batch_clear();
+    return push_forget(db, event, state);
+}
+
+int on_batch_end(db_t *db, const event_t *event, void *state)
+{
+    if (s_flush(db) != 0) {
+        on_batch_reset(db, event, state);
+        return -1;
+    }
+    return push_flush(db, event, state);
+}
+
+//  Buffers one notification unless a rule forbids it (self, seen here; a
+//  block, seen at the flush). The buffer must be claimed for BATCH_NOTES.
+static void s_note(const event_t *event, const note_t *note)
+{
+    assert(s_batch.kind == BATCH_NOTES);
+    if (!note->recipient || !note->actor || streq(note->recipient, note->actor)) return;
     char id[21], created_ms[24];
     ids_format(ids_next(), id, sizeof id);
     snprintf(created_ms, sizeof created_ms, "%lld", (long long)event->created_ms);
     char *text = s_excerpt(note->text);
-    const char *params[] = {id,
+    const char *values[] = {id,
                             note->recipient,
                             note->type,
                             note->actor,
@@ -123,26 +334,17 @@ static int s_notify(db_t *db, const event_t *event, const note_t *note)
                             text,
                             note->source_key,
                             created_ms};
-    //  The event's own time: a consumer catching up after downtime still
-    //  dates each notification when it happened.
-    PGresult *res =
-        db_query(db,
-                 "INSERT INTO notifications (id, user_id, type, actor_id, post_id, comment_id,"
-                 " conversation_id, text, source_key, created_at)"
-                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-                 " CASE WHEN $10::bigint > 0 THEN to_timestamp($10::bigint / 1000.0)"
-                 " ELSE now() END)"
-                 " ON CONFLICT (user_id, source_key) DO NOTHING RETURNING " NOTIFICATION_COLUMNS,
-                 10, params);
+    s_batch_add(values, BATCH_COLUMNS);
     free(text);
-    if (!res) return -1;
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return 0; // a replay: made already
-    }
-    push_defer_notification(res); // the row as inserted is the frame's
-    push_defer_unread(note->recipient);
-    return 0;
+}
+
+//  Makes one notification now (the handlers that are not buffered): it is
+//  in the table and its frames queued when this returns. 0 or -1 (retry).
+static int s_notify(db_t *db, const event_t *event, const note_t *note)
+{
+    if (s_claim(db, event, BATCH_NOTES) != 0) return -1;
+    s_note(event, note);
+    return s_flush(db);
 }
 
 //  Runs a DELETE … RETURNING user_id, read over notifications and pushes
@@ -151,22 +353,16 @@ static int s_remove(db_t *db, const char *sql, int nparams, const char *const *p
 {
     PGresult *res = db_query(db, sql, nparams, params);
     if (!res) return -1;
-    zhashx_t *users = zhashx_new();
-    for (int row = 0; row < PQntuples(res); row++)
-        if (streq(PQgetvalue(res, row, 1), "f"))
-            zhashx_insert(users, PQgetvalue(res, row, 0), (void *)1);
-    for (void *item = zhashx_first(users); item; item = zhashx_next(users))
-        push_defer_unread((const char *)zhashx_cursor(users));
-    zhashx_destroy(&users);
-    PQclear(res);
+    s_removed(res);
     return 0;
 }
 
-//  Notifies each id of payload[field] (an array of id strings) of a
-//  mention in a post (comment_id NULL) or a comment, except skip_user.
-static int s_mentions(db_t *db, const event_t *event, const char *field, const char *actor,
-                      const char *post_id, const char *comment_id, const char *text,
-                      const char *skip_user)
+//  Buffers a mention notification for each id of payload[field] (an
+//  array of id strings) in a post (comment_id NULL) or a comment, except
+//  skip_user.
+static void s_mentions(const event_t *event, const char *field, const char *actor,
+                       const char *post_id, const char *comment_id, const char *text,
+                       const char *skip_user)
 {
     json_t *mentions = json_object_get(event->payload, field);
     size_t index;
@@ -188,9 +384,8 @@ static int s_mentions(db_t *db, const event_t *event, const char *field, const c
                        .comment_id = comment_id,
                        .text = text,
                        .source_key = key};
-        if (s_notify(db, event, &note) != 0) return -1;
+        s_note(event, &note);
     }
-    return 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -203,8 +398,10 @@ int on_post_created(db_t *db, const event_t *event, void *state)
     if (!post || !author) return s_skip(event, "id or author_id");
     //  post.updated comes here too: only newly mentioned people are new
     //  rows (the key is per post).
-    return s_mentions(db, event, "mentions", author, post, NULL,
-                      json_string_value(json_object_get(event->payload, "caption")), NULL);
+    if (s_claim(db, event, BATCH_NOTES) != 0) return -1;
+    s_mentions(event, "mentions", author, post, NULL,
+               json_string_value(json_object_get(event->payload, "caption")), NULL);
+    return 0;
 }
 
 int on_post_deleted(db_t *db, const event_t *event, void *state)
@@ -212,6 +409,7 @@ int on_post_deleted(db_t *db, const event_t *event, void *state)
     (void)state;
     const char *post = s_id(event->payload, "id");
     if (!post) return s_skip(event, "id");
+    if (s_flush(db) != 0) return -1; // what earlier events buffered comes first
     const char *params[] = {post};
     return s_remove(db, "DELETE FROM notifications WHERE post_id = $1 RETURNING user_id, read", 1,
                     params);
@@ -228,7 +426,9 @@ int on_like_created(db_t *db, const event_t *event, void *state)
     snprintf(key, sizeof key, "like:%s:%s", liker, post);
     note_t note = {
         .recipient = author, .type = "like", .actor = liker, .post_id = post, .source_key = key};
-    return s_notify(db, event, &note);
+    if (s_claim(db, event, BATCH_NOTES) != 0) return -1;
+    s_note(event, &note);
+    return 0;
 }
 
 int on_like_deleted(db_t *db, const event_t *event, void *state)
@@ -241,15 +441,10 @@ int on_like_deleted(db_t *db, const event_t *event, void *state)
     char key[64], at_ms[24];
     snprintf(key, sizeof key, "like:%s:%s", liker, post);
     snprintf(at_ms, sizeof at_ms, "%lld", (long long)event->created_ms);
-    const char *params[] = {author, key, at_ms};
-    //  Measured from when the unlike happened, not from when we handle it.
-    return s_remove(db,
-                    "DELETE FROM notifications WHERE user_id = $1 AND source_key = $2"
-                    " AND created_at > (CASE WHEN $3::bigint > 0"
-                    " THEN to_timestamp($3::bigint / 1000.0) ELSE now() END)"
-                    " - interval '" NOTIFICATION_UNLIKE_WINDOW "'"
-                    " RETURNING user_id, read",
-                    3, params);
+    if (s_claim(db, event, BATCH_LIKE_REMOVALS) != 0) return -1;
+    const char *values[] = {author, key, at_ms};
+    s_batch_add(values, 3);
+    return 0;
 }
 
 int on_comment_created(db_t *db, const event_t *event, void *state)
@@ -271,10 +466,12 @@ int on_comment_created(db_t *db, const event_t *event, void *state)
                    .comment_id = comment,
                    .text = text,
                    .source_key = key};
-    if (s_notify(db, event, &note) != 0) return -1;
+    if (s_claim(db, event, BATCH_NOTES) != 0) return -1;
+    s_note(event, &note);
     //  The post's author already hears of the comment; one notification
     //  for one comment is enough.
-    return s_mentions(db, event, "mentions", author, post, comment, text, post_author);
+    s_mentions(event, "mentions", author, post, comment, text, post_author);
+    return 0;
 }
 
 int on_comment_deleted(db_t *db, const event_t *event, void *state)
@@ -282,9 +479,9 @@ int on_comment_deleted(db_t *db, const event_t *event, void *state)
     (void)state;
     const char *comment = s_id(event->payload, "id");
     if (!comment) return s_skip(event, "id");
-    const char *params[] = {comment};
-    return s_remove(db, "DELETE FROM notifications WHERE comment_id = $1 RETURNING user_id, read",
-                    1, params);
+    if (s_claim(db, event, BATCH_COMMENT_REMOVALS) != 0) return -1;
+    s_batch_add(&comment, 1);
+    return 0;
 }
 
 //  ---------------------------------------------------------------------
@@ -299,7 +496,9 @@ int on_follow_created(db_t *db, const event_t *event, void *state)
     char key[64];
     snprintf(key, sizeof key, "follow:%s", follower);
     note_t note = {.recipient = followee, .type = "follow", .actor = follower, .source_key = key};
-    return s_notify(db, event, &note);
+    if (s_claim(db, event, BATCH_NOTES) != 0) return -1;
+    s_note(event, &note);
+    return 0;
 }
 
 int on_follow_requested(db_t *db, const event_t *event, void *state)
@@ -312,7 +511,9 @@ int on_follow_requested(db_t *db, const event_t *event, void *state)
     snprintf(key, sizeof key, "follow_request:%s", follower);
     note_t note = {
         .recipient = followee, .type = "follow_request", .actor = follower, .source_key = key};
-    return s_notify(db, event, &note);
+    if (s_claim(db, event, BATCH_NOTES) != 0) return -1;
+    s_note(event, &note);
+    return 0;
 }
 
 //  Removes the followee's follow_request notification from follower.
@@ -333,6 +534,7 @@ int on_follow_request_deleted(db_t *db, const event_t *event, void *state)
     const char *follower = s_id(event->payload, "follower_id");
     const char *followee = s_id(event->payload, "followee_id");
     if (!follower || !followee) return s_skip(event, "follower_id or followee_id");
+    if (s_flush(db) != 0) return -1; // what earlier events buffered comes first
     return s_remove_request(db, follower, followee);
 }
 
@@ -344,6 +546,7 @@ int on_follow_accepted(db_t *db, const event_t *event, void *state)
     if (!follower || !followee) return s_skip(event, "follower_id or followee_id");
     //  The request is answered: it leaves the followee's list (the
     //  follow.created that comes with it says "follow" instead).
+    if (s_flush(db) != 0) return -1; // what earlier events buffered comes first
     if (s_remove_request(db, follower, followee) != 0) return -1;
     char key[64];
     snprintf(key, sizeof key, "follow_accepted:%s", followee);
@@ -358,6 +561,7 @@ int on_block_created(db_t *db, const event_t *event, void *state)
     const char *blocker = s_id(event->payload, "blocker_id");
     const char *blocked = s_id(event->payload, "blocked_id");
     if (!blocker || !blocked) return s_skip(event, "blocker_id or blocked_id");
+    if (s_flush(db) != 0) return -1; // what earlier events buffered comes first
     const char *params[] = {blocker, blocked};
     if (db_exec(db, "INSERT INTO blocks VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, params) < 0)
         return -1;
@@ -373,6 +577,7 @@ int on_block_deleted(db_t *db, const event_t *event, void *state)
     const char *blocker = s_id(event->payload, "blocker_id");
     const char *blocked = s_id(event->payload, "blocked_id");
     if (!blocker || !blocked) return s_skip(event, "blocker_id or blocked_id");
+    if (s_flush(db) != 0) return -1; // what earlier events buffered comes first
     const char *params[] = {blocker, blocked};
     return db_exec(db, "DELETE FROM blocks WHERE blocker_id = $1 AND blocked_id = $2", 2, params) <
                    0
@@ -409,6 +614,7 @@ int on_message_created(db_t *db, const event_t *event, void *state)
     char key[64];
     snprintf(key, sizeof key, "message:%s", id);
     const char *text = json_string_value(json_object_get(payload, "text"));
+    if (s_flush(db) != 0) return -1; // what earlier events buffered comes first
     //  The frames first, so the message reaches open sockets before the
     //  notification and the counts that announce it.
     if (push_defer_message(payload) != 0) return -1;
@@ -448,6 +654,7 @@ int on_conversation_read(db_t *db, const event_t *event, void *state)
     const char *message = s_id(event->payload, "message_id");
     if (!conversation || !user || !message)
         return s_skip(event, "conversation_id, user_id or message_id");
+    if (s_flush(db) != 0) return -1; // what earlier events buffered comes first
     const char *params[] = {user, conversation, message};
     long removed = db_exec(db,
                            "DELETE FROM unread_messages WHERE user_id = $1"
@@ -475,6 +682,7 @@ int on_user_deleted(db_t *db, const event_t *event, void *state)
     (void)state;
     const char *user = s_id(event->payload, "id");
     if (!user) return s_skip(event, "id");
+    if (s_flush(db) != 0) return -1; // what earlier events buffered comes first
     const char *params[] = {user};
     static const char *const statements[] = {
         "DELETE FROM notifications WHERE user_id = $1",

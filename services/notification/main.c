@@ -33,9 +33,10 @@ static const events_route_t s_consumes[] = {
     {"messaging.message.created", on_message_created},
     {"messaging.conversation.read", on_conversation_read},
     {"identity.user.deleted", on_user_deleted},
-    //  The handlers queue their pushes; they go out once per batch (push.c).
-    {EVENTS_BATCH_END, push_flush},
-    {EVENTS_BATCH_RESET, push_forget},
+    //  The hot handlers buffer their rows and every handler queues its
+    //  pushes; both are written once per batch (consumers.c, push.c).
+    {EVENTS_BATCH_END, on_batch_end},
+    {EVENTS_BATCH_RESET, on_batch_reset},
     {NULL, NULL},
 };
 

@@ -69,14 +69,19 @@ int on_block_deleted(db_t *db, const event_t *event, void *state);
 int on_message_created(db_t *db, const event_t *event, void *state);
 int on_conversation_read(db_t *db, const event_t *event, void *state);
 int on_user_deleted(db_t *db, const event_t *event, void *state);
+//  The subscriber's batch hooks: EVENTS_BATCH_END flushes the handlers'
+//  buffer, then push_flush; EVENTS_BATCH_RESET forgets both.
+int on_batch_end(db_t *db, const event_t *event, void *state);
+int on_batch_reset(db_t *db, const event_t *event, void *state);
 
 //  ---- push.c: notification.push events -------------------------------------
-//  The event handlers queue their frames; push_flush (EVENTS_BATCH_END)
-//  emits them inside the batch's transaction, push_forget
-//  (EVENTS_BATCH_RESET) drops them. Subscriber thread only.
-//  {user_id, type:"notification", data} for row (one row of
-//  NOTIFICATION_COLUMNS, taken).
-void push_defer_notification(PGresult *row);
+//  The event handlers queue their frames; push_flush (from on_batch_end)
+//  emits them inside the batch's transaction, push_forget (from
+//  on_batch_reset) drops them. Subscriber thread only.
+//  For each row of rows (NOTIFICATION_COLUMNS, taken; any count), in
+//  order: {user_id, type:"notification", data}, then the recipient's
+//  unread_count (as push_defer_unread).
+void push_defer_notifications(PGresult *rows);
 //  {user_id, type:"unread_count", data:{notifications, messages}}: once per
 //  user and batch, after their other frames of the batch, counted at its end.
 void push_defer_unread(const char *user_id);

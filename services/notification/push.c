@@ -30,7 +30,11 @@
     queued for them, with the count as the batch leaves it (the earlier
     ones would only have been overtaken). A live event is a batch of one,
     so its frames are exactly what they were per event; push_forget (the
-    EVENTS_BATCH_RESET hook) drops the queue of a batch that rolled back.
+    EVENTS_BATCH_RESET hook, through consumers.c's on_batch_reset) drops
+    the queue of a batch that rolled back. The rows of a notification
+    frame come as they were inserted: one result per statement, which
+    since consumers.c writes a run of events with one statement may hold
+    many rows; its frames share it, and the first one frees it.
     The queue belongs to the subscriber thread (the only one that runs
     handlers); push_unread from a request emits at once.
 */
@@ -130,7 +134,9 @@ typedef struct {
     frame_kind_t kind;
     char *user_id;   // the recipient
     json_t *payload; // FRAME_READY: the whole event payload
-    PGresult *row;   // FRAME_NOTIFICATION: the row (NOTIFICATION_COLUMNS)
+    PGresult *row;   // FRAME_NOTIFICATION: the result holding the row (NOTIFICATION_COLUMNS)
+    int row_index;   // its row
+    bool owns_row;   // the first frame of a result frees it; the others share it
 } frame_t;
 
 static struct {
@@ -156,17 +162,30 @@ int push_forget(db_t *db, const event_t *event, void *state)
     for (size_t i = 0; i < s_queue.count; i++) {
         freen(s_queue.frames[i].user_id);
         json_decref(s_queue.frames[i].payload);
-        PQclear(s_queue.frames[i].row);
+        if (s_queue.frames[i].owns_row) PQclear(s_queue.frames[i].row);
     }
     freen(s_queue.frames);
     s_queue.count = s_queue.capacity = 0;
     return 0;
 }
 
-void push_defer_notification(PGresult *row)
+void push_defer_notifications(PGresult *rows)
 {
-    assert(row && PQntuples(row) == 1);
-    s_queue_add(FRAME_NOTIFICATION, PQgetvalue(row, 0, NOTE_USER))->row = row;
+    assert(rows);
+    if (PQntuples(rows) == 0) {
+        PQclear(rows); // nothing new: no frame owns it
+        return;
+    }
+    for (int row = 0; row < PQntuples(rows); row++) {
+        const char *user_id = PQgetvalue(rows, row, NOTE_USER);
+        frame_t *frame = s_queue_add(FRAME_NOTIFICATION, user_id);
+        *frame = (frame_t){.kind = FRAME_NOTIFICATION,
+                           .user_id = frame->user_id,
+                           .row = rows,
+                           .row_index = row,
+                           .owns_row = row == 0};
+        push_defer_unread(user_id);
+    }
 }
 
 void push_defer_unread(const char *user_id)
@@ -218,10 +237,10 @@ static json_t *s_frame(const frame_t *frame, const json_t *users, const json_t *
         json_t *data = json_object_get(counts, frame->user_id);
         return data ? s_payload(frame->user_id, "unread_count", json_incref(data)) : NULL;
     }
-    const char *actor = PQgetvalue(frame->row, 0, NOTE_ACTOR);
+    const char *actor = PQgetvalue(frame->row, frame->row_index, NOTE_ACTOR);
     json_t *actors = json_object();
     json_object_set_new(actors, actor, s_compact(users, actor));
-    json_t *data = notification_json(frame->row, 0, actors);
+    json_t *data = notification_json(frame->row, frame->row_index, actors);
     json_decref(actors);
     return data ? s_payload(frame->user_id, "notification", data) : NULL;
 }
@@ -235,7 +254,7 @@ int push_flush(db_t *db, const event_t *event, void *state)
     for (size_t i = 0; i < s_queue.count; i++) {
         const frame_t *frame = &s_queue.frames[i];
         if (frame->kind == FRAME_NOTIFICATION) {
-            const char *actor = PQgetvalue(frame->row, 0, NOTE_ACTOR);
+            const char *actor = PQgetvalue(frame->row, frame->row_index, NOTE_ACTOR);
             if (!json_object_get(actors_seen, actor)) {
                 json_object_set_new(actors_seen, actor, json_true());
                 json_array_append_new(actor_ids, json_string(actor));

@@ -14,7 +14,9 @@
 
     One search_t, filled by main() (or a test), is shared by all threads:
     its settings are read-only while workers run; the trends cache has its
-    own mutex.
+    own mutex. The event buffers (run, deltas) belong to the one subscriber
+    thread (service.c starts one per process; handlers and batch hooks run
+    only there), so they need no lock; search_init's memset empties them.
 */
 #ifndef SEARCH_H_INCLUDED
 #define SEARCH_H_INCLUDED
@@ -43,12 +45,36 @@ typedef struct {
     json_t *items;       // [{tag, count, score}] best first, at most SEARCH_TRENDS_MAX
 } search_trends_cache_t;
 
+//  The hot event handlers' batch buffers (projections.c). A run is the
+//  buffered events of one topic, in order: up to three ids each (which,
+//  depends on the topic). Deltas are counter changes not written yet, one
+//  entry per row: posts (like_count, comment_count) or users
+//  (followers_count). Only the subscriber thread touches them. Every batch
+//  ends with them empty (posts NULL), so search_destroy has nothing to free.
+#define SEARCH_RUN_MAX 500     // events in a run (a subscriber batch's size)
+#define SEARCH_DELTAS_MAX 1000 // rows with unwritten deltas, per table
+
+typedef struct {
+    int kind;     // the run's topic (projections.c, s_kinds); 0 = empty
+    size_t count; // events in the run
+    int64_t ids[3][SEARCH_RUN_MAX];
+    json_t *posts; // a run of post.created: [{id, author_id, caption, hashtags}], or NULL
+} search_run_t;
+
+typedef struct {
+    size_t count; // rows
+    int64_t ids[SEARCH_DELTAS_MAX];
+    int64_t deltas[2][SEARCH_DELTAS_MAX];
+} search_deltas_t;
+
 typedef struct {
     int64_t trends_ttl_ms; // how long a computed trends list is served (0 = always recompute)
     bool seed_enabled;     // search.seed answers (SEARCH_SEED_ENABLED=1; benchmarks only)
     search_rpc_fn rpc;     // NULL = rpc_call through call->rpc
     pthread_mutex_t trends_lock;
     search_trends_cache_t trends[SEARCH_TREND_WINDOWS];
+    search_run_t run;          // the subscriber thread's buffered events
+    search_deltas_t deltas[2]; // its unwritten counters: [0] posts, [1] users
 } search_t;
 
 //  ---- search.c ------------------------------------------------------------
@@ -125,6 +151,8 @@ json_t *trends_hashtags(call_t *call); // hashtags.c
 json_t *search_seed(call_t *call);     // seed.c (internal, benchmarks only)
 
 //  ---- projections.c --------------------------------------------------------
+//  The routes, with the EVENTS_BATCH_END hook that writes what the batch
+//  buffered and the EVENTS_BATCH_RESET hook that forgets it.
 extern const events_route_t search_consumes[];
 
 #endif

@@ -12,7 +12,10 @@
     with scripts/pg.sh on the first free port of 17780..17789. Each run makes
     its own database (feed_unit_<pid>), migrates schemas/feed into it and
     drops it at the end. User ids are small integers, post ids increase
-    with time as real ids do.
+    with time as real ids do. test_batch_equals_one_by_one runs one
+    interleaved sequence twice, in two id ranges, one transaction per event
+    and all in one transaction (the hot handlers then defer and flush
+    set-based), and compares every table.
 */
 #include "../../services/feed/activity.c"
 #include "../../services/feed/fanout.c"
@@ -352,7 +355,9 @@ static void test_trim_and_deep_pages(void **state)
     int64_t posts[260];
     for (int i = 0; i < 260; i++)
         posts[i] = s_post(i % 3 == 0 ? 52 : 50, NULL);
-    assert_int_equal(s_trim_user(s_db, &s_config, 51), 0);
+    //  A trim of 51's timeline, as a fan-out does.
+    const char *trim_params[] = {"100", "51"};
+    assert_true(db_exec(s_db, TRIM_SQL("SELECT $2::bigint AS user_id"), 2, trim_params) >= 0);
     assert_int_equal(s_count("SELECT count(*) FROM timeline WHERE user_id = 51"), 100);
     assert_true(s_count("SELECT count(*) FROM timeline_floor WHERE user_id = 51") == 1);
     //  Every post still comes, in order, across the floor, page after page.
@@ -570,6 +575,226 @@ static void test_activity_pages(void **state)
     assert_int_equal(seen, 25);
 }
 
+//  ---- batches: set-based handling equals one by one ------------------------------
+
+//  The state of world w (users w+1.., posts w+101.., comments w+201..) as
+//  text with the ids made relative to w, so two worlds compare; groups by
+//  key (their ids are drawn when made), with the order they were made in.
+static char *s_world(int64_t w)
+{
+    char base[21];
+    const char *params[] = {feed_id_text(w, base)};
+    PGresult *res = db_query(
+        s_db,
+        "WITH r AS (SELECT $1::bigint AS w),"
+        " g AS (SELECT g.*, g.owner_id - w AS o, CASE g.post_id WHEN 0 THEN 0"
+        "   ELSE g.post_id - w END AS p, rank() OVER (ORDER BY g.id) AS made"
+        "   FROM activity_groups g, r WHERE g.owner_id BETWEEN w AND w + 999)"
+        " SELECT concat_ws(E'\\n',"
+        " 'follows ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT format('%s>%s',"
+        "   follower_id - w, followee_id - w) t FROM follows, r"
+        "   WHERE follower_id BETWEEN w AND w + 999) x),"
+        " 'counts ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT format('%s=%s',"
+        "   user_id - w, followers) t FROM follower_counts, r"
+        "   WHERE user_id BETWEEN w AND w + 999) x),"
+        " 'timeline ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT format('%s:%s:%s',"
+        "   user_id - w, post_id - w, author_id - w) t FROM timeline, r"
+        "   WHERE user_id BETWEEN w AND w + 999) x),"
+        " 'floors ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT format('%s:%s',"
+        "   user_id - w, floor_id - w) t FROM timeline_floor, r"
+        "   WHERE user_id BETWEEN w AND w + 999) x),"
+        " 'deleted ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT format('%s',"
+        "   user_id - w) t FROM deleted_users, r WHERE user_id BETWEEN w AND w + 999) x),"
+        " 'posts ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT format('%s:%s:%s',"
+        "   id - w, author_id - w, fanned_out) t FROM posts, r"
+        "   WHERE author_id BETWEEN w AND w + 999) x),"
+        " 'likes ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT format('%s:%s@%s',"
+        "   user_id - w, post_id - w, liked_ms) t FROM my_likes, r"
+        "   WHERE user_id BETWEEN w AND w + 999) x),"
+        " 'comments ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT"
+        "   format('%s:%s:%s:%s@%s', id - w, author_id - w, post_id - w, text, created_ms) t"
+        "   FROM my_comments, r WHERE author_id BETWEEN w AND w + 999) x),"
+        " 'groups ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT"
+        "   format('%s:%s:%s:%s@%s=%s#%s', o, type, p, day, latest_ms, actor_count, made) t"
+        "   FROM g) x),"
+        " 'actors ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT"
+        "   format('%s:%s:%s:%s/%s@%s', o, type, p, day, a.actor_id - w, a.latest_ms) t"
+        "   FROM g JOIN activity_actors a ON a.group_id = g.id, r) x),"
+        " 'sources ' || (SELECT string_agg(t, ' ' ORDER BY t) FROM (SELECT"
+        "   format('%s:%s:%s:%s/%s/%s', o, type, p, day, s.actor_id - w,"
+        "   CASE s.source_id WHEN 0 THEN 0 ELSE s.source_id - w END) t"
+        "   FROM g JOIN activity_sources s ON s.group_id = g.id, r) x))"
+        " FROM r",
+        1, params);
+    assert_non_null(res);
+    char *text = strdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return text;
+}
+
+static void s_like_at(int64_t user, int64_t post, int64_t author, int day_hour)
+{
+    char at[32];
+    snprintf(at, sizeof at, "2026-11-%02dT12:%02d:00.000Z", 27 + day_hour / 100, day_hour % 100);
+    s_like(user, post, author, at);
+}
+
+static void s_comment_at(int64_t id, int64_t user, int64_t post, int64_t author, json_t *mentions,
+                         const char *text)
+{
+    s_handle(interactions_on_comment_created, "comment.created",
+             json_pack("{sssssssssssoss}", "id", s_id(id), "post_id", s_id(post), "post_author_id",
+                       s_id(author), "author_id", s_id(user), "text", text, "mentions",
+                       mentions ? mentions : json_array(), "created_at",
+                       "2026-11-27T11:00:00.000Z"));
+}
+
+//  A post with the given id (mentions: NULL or a JSON array, stolen).
+static void s_post_by(int64_t id, int64_t author, json_t *mentions)
+{
+    s_handle(fanout_on_post_created, "post.created",
+             json_pack("{sssssoss}", "id", s_id(id), "author_id", s_id(author), "mentions",
+                       mentions ? mentions : json_array(), "created_at",
+                       "2026-11-27T10:00:00.000Z"));
+}
+
+//  One interleaved sequence in world w, a multiple of 2^29: an id's
+//  milliseconds (id >> 23) are then the same modulo FEED_TRIM_ONE_IN in
+//  both worlds, so the same posts trim the same timelines. Batched: in one
+//  transaction, else one transaction per event.
+static void s_interleaved(int64_t w, bool batched)
+{
+    int64_t a = w + 1, b = w + 2, c = w + 3, d = w + 4, e = w + 5;
+    int64_t p1 = w + 101, p4 = w + 104;
+    for (int64_t post = w + 101; post <= w + 105; post++)
+        s_post_by(post, post < p4 ? b : c, NULL);
+    s_handle(fanout_on_follow_requested, "follow.requested",
+             json_pack("{ssssss}", "follower_id", s_id(e), "followee_id", s_id(b), "created_at",
+                       "2026-11-27T09:00:00.000Z"));
+    s_like_at(a, p4, c, 0);
+    //  Tiny timelines, so backfills trim.
+    s_config.timeline_max = 2;
+    if (batched) s_batch_begin();
+    s_like_at(a, p1, b, 1);
+    s_like_at(a, p1, b, 1); // duplicate
+    s_like_at(c, p1, b, 2);
+    s_unlike(a, p1, b); // another topic between: created, deleted, created again
+    s_like_at(a, p1, b, 3);
+    s_like_at(d, p1, b, 2);
+    s_comment_at(w + 201, a, p1, b, json_pack("[ss]", s_id(c), s_id(e)), "first");
+    s_comment_at(w + 201, a, p1, b, json_pack("[ss]", s_id(c), s_id(e)), "first"); // duplicate
+    s_comment_at(w + 202, c, p1, b, json_pack("[s]", s_id(a)), "second");
+    s_follow(a, b);
+    s_follow(a, c);
+    s_follow(a, b); // duplicate
+    s_unfollow_event(a, c);
+    s_follow(a, c);
+    s_follow(e, b); // approves the request
+    s_handle(fanout_on_user_deleted, "user.deleted",
+             json_pack("{ssss}", "id", s_id(d), "username", "dee"));
+    s_like_at(d, p4, c, 4); // about a deleted user: nothing
+    s_follow(d, b);
+    s_follow(c, d);
+    s_comment_at(w + 203, d, p1, b, NULL, "late");
+    //  Posts: x1 trims its recipients' timelines (b, a, e), x2 and x3 do
+    //  not; x4 trims c's and a's; a like between, x3 twice, one by d.
+    int64_t ms = INT64_C(1) << 23;
+    s_post_by(w + 301, b, NULL);
+    s_post_by(w + ms + 302, b, NULL);
+    s_like_at(e, p1, b, 6);
+    s_post_by(w + 2 * ms + 303, b, NULL);
+    s_post_by(w + 2 * ms + 303, b, NULL); // duplicate
+    s_post_by(w + 304, d, NULL);          // deleted author: nothing
+    s_post_by(w + 64 * ms + 305, c, json_pack("[ss]", s_id(e), s_id(a)));
+    s_handle(interactions_on_comment_deleted, "comment.deleted",
+             json_pack("{ssssssss}", "id", s_id(w + 202), "post_id", s_id(p1), "post_author_id",
+                       s_id(b), "author_id", s_id(c)));
+    s_like_at(e, p4, c, 100); // the next day
+    s_like_at(b, p1, b, 5);   // own post: a like, no activity
+    if (batched) s_batch_end();
+    s_config.timeline_max = 100;
+}
+
+static void test_batch_equals_one_by_one(void **state)
+{
+    //  Two worlds above the other tests' ids (see s_interleaved).
+    const int64_t one = INT64_C(1) << 29, batch = INT64_C(2) << 29;
+    s_interleaved(one, false);
+    s_interleaved(batch, true);
+    char *expected = s_world(one);
+    char *got = s_world(batch);
+    if (!streq(got, expected)) fprintf(stderr, "one by one:\n%s\nbatched:\n%s\n", expected, got);
+    assert_string_equal(got, expected);
+    free(expected);
+    free(got);
+
+    //  And what that is, in the batched world.
+    int64_t w = batch, a = w + 1, b = w + 2, c = w + 3, e = w + 5, p1 = w + 101, p4 = w + 104;
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(format('%%s>%%s', follower_id - %s, followee_id - %s), ' '"
+             " ORDER BY follower_id, followee_id) FROM follows WHERE follower_id BETWEEN %s AND %s",
+             s_id(w), s_id(w), s_id(w), s_id(w + 999));
+    PGresult *res = db_query(s_db, sql, 0, NULL);
+    assert_string_equal(PQgetvalue(res, 0, 0), "1>2 1>3 5>2"); // d's follows are gone
+    PQclear(res);
+    snprintf(sql, sizeof sql, "SELECT followers FROM follower_counts WHERE user_id = %s", s_id(b));
+    assert_int_equal(s_count(sql), 2);
+    snprintf(sql, sizeof sql, "SELECT followers FROM follower_counts WHERE user_id = %s", s_id(c));
+    assert_int_equal(s_count(sql), 1);
+    //  a's timeline: b's 3 posts and c's 2 trimmed to 2, c's gone with the
+    //  unfollow and back with the follow; x1 trims to p5 and x1, x2 and x3
+    //  come, x4 trims to x3 and x4 (floor x2). e's: p2 and p3 (b's backfill
+    //  trimmed), x1 trims to p3 and x1 (floor p2), x2 and x3 come.
+    const char *timelines[][2] = {{s_id(a), "16777519 536871217"},
+                                  {s_id(e), "103 301 8388910 16777519"}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT string_agg((post_id - %s)::text, ' ' ORDER BY post_id) FROM timeline"
+                 " WHERE user_id = %s",
+                 s_id(w), timelines[i][0]);
+        res = db_query(s_db, sql, 0, NULL);
+        assert_string_equal(PQgetvalue(res, 0, 0), timelines[i][1]);
+        PQclear(res);
+    }
+    snprintf(sql, sizeof sql, "SELECT floor_id FROM timeline_floor WHERE user_id = %s", s_id(a));
+    assert_int_equal(s_count(sql), w + (INT64_C(1) << 23) + 302);
+    snprintf(sql, sizeof sql, "SELECT floor_id FROM timeline_floor WHERE user_id = %s", s_id(e));
+    assert_int_equal(s_count(sql), w + 102);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM posts WHERE author_id = %s", s_id(w + 4));
+    assert_int_equal(s_count(sql), 0);
+    assert_int_equal(s_activity_count(e, "mention", w + (INT64_C(64) << 23) + 305), 1);
+    //  Likes: a's again, at its second time; c's; d's gone; b's own; e's.
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(format('%%s:%%s', user_id - %s, liked_ms %% 3600000 / 60000), ' '"
+             " ORDER BY user_id) FROM my_likes WHERE post_id = %s",
+             s_id(w), s_id(p1));
+    res = db_query(s_db, sql, 0, NULL);
+    assert_string_equal(PQgetvalue(res, 0, 0), "1:3 2:5 3:2 5:6");
+    PQclear(res);
+    PGresult *page;
+    int row = s_activity_find(b, "like", p1, &page);
+    assert_true(row >= 0);
+    assert_string_equal(PQgetvalue(page, row, COL_COUNT), "3");
+    char actors[64];
+    snprintf(actors, sizeof actors, "%s,%s,%s", s_id(e), s_id(a), s_id(c)); // newest first
+    assert_string_equal(PQgetvalue(page, row, COL_ACTORS), actors);
+    char latest[32];
+    feed_format_time(strtoll(PQgetvalue(page, row, COL_LATEST), NULL, 10), latest, sizeof latest);
+    assert_string_equal(latest, "2026-11-27T12:06:00.000Z");
+    PQclear(page);
+    assert_int_equal(s_activity_count(b, "comment", p1), 1); // a's; c's deleted, d's ignored
+    assert_int_equal(s_activity_count(c, "mention", p1), 1);
+    assert_int_equal(s_activity_count(e, "mention", p1), 1);
+    assert_int_equal(s_activity_count(a, "mention", p1), -1); // in the deleted comment
+    assert_int_equal(s_activity_count(b, "follow", 0), 2);    // a, e
+    assert_int_equal(s_activity_count(b, "follow_request", 0), -1);
+    assert_int_equal(s_activity_count(c, "follow", 0), 1);
+    assert_int_equal(s_activity_count(c, "like", p4), 1); // e's, the next day
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM my_comments WHERE post_id = %s", s_id(p1));
+    assert_int_equal(s_count(sql), 1);
+}
+
 //  ---- methods ----------------------------------------------------------------------
 
 static const service_method_t s_methods[] = {
@@ -681,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_activity_comments_and_mentions),
         cmocka_unit_test(test_activity_follows_and_blocks),
         cmocka_unit_test(test_activity_pages),
+        cmocka_unit_test(test_batch_equals_one_by_one),
         cmocka_unit_test(test_method_arguments),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown) ? 1 : 0;
