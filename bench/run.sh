@@ -22,7 +22,9 @@
 #      one-to-one conversations and BENCH_GROUPS (5) groups of 8 among the
 #      BENCH_TOKENS users the scenarios sign in as, BENCH_MESSAGES (30)
 #      messages each, through the API (conversations.txt);
-#   3. runs every scenario whose endpoint exists with wrk: BENCH_CONNECTIONS
+#   3. runs every scenario whose endpoint exists (or only those named in
+#      BENCH_SCENARIOS, e.g. "healthz feed": a partial report, for a scale
+#      where one figure is wanted) with wrk: BENCH_CONNECTIONS
 #      (32) keep-alive connections, BENCH_THREADS (2) threads, a warm-up of
 #      BENCH_WARMUP (3s) then BENCH_DURATION (10s) measured with --latency;
 #      fresh tokens of BENCH_TOKENS (200) distinct users for each scenario;
@@ -154,6 +156,7 @@ CPU_ROWS=()
 HEALTHZ_RPS=0
 run_scenario() { # name, label, method+path for the probe
   local name=$1 label=$2 log="$OUT/wrk-$1.txt" rps p50 p90 p99 errors ratio
+  if [ -n "${BENCH_SCENARIOS:-}" ] && [[ " $BENCH_SCENARIOS " != *" $name "* ]]; then return 0; fi
   "$SEED" --url "$URL" --out "$OUT" --users $USERS --tokens "$BENCH_TOKENS" --threads 8 tokens >/dev/null 2>&1 || true
   local script=(-s bench/lua/scenario.lua "$URL" -- "$name" "$OUT" "$JPEG")
   [ "$name" = healthz ] && script=("$URL/healthz")
@@ -294,6 +297,7 @@ REPORT="$OUT/benchmarks.md"
   echo
   echo "Command: \`BENCH_SCALE=$BENCH_SCALE make bench\` = wrk -t$BENCH_THREADS -c$BENCH_CONNECTIONS -d$BENCH_DURATION --latency"
   echo "after a $BENCH_WARMUP warm-up, keep-alive, $BENCH_TOKENS distinct signed-in users per scenario"
+  [ -n "${BENCH_SCENARIOS:-}" ] && echo "Only the scenarios BENCH_SCENARIOS=\"$BENCH_SCENARIOS\" ran (a partial report)."
   echo "(bench/lua/scenario.lua). Dataset ($BENCH_SCALE): $USERS users, ~$FOLLOWS follows each (skewed),"
   npost=$(wc -l <"$OUT/posts.txt" 2>/dev/null || echo 0)
   if [ "$npost" -gt 0 ]; then
