@@ -149,6 +149,10 @@ static int s_setup(void **state)
 {
     (void)state;
     s_fake.stop = false;
+    //  CZMQ sets itself up on the first socket, and two threads making
+    //  their first sockets at once (the fake broker's and the client's)
+    //  can trip its assertions: set it up before the thread starts.
+    rpc_zsys_init_once();
     if (pthread_create(&s_thread, NULL, s_fake_broker, NULL) != 0) return -1;
     s_client = rpc_client_new(FAKE_BROKER);
     return s_client ? 0 : -1;
