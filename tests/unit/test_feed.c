@@ -227,11 +227,7 @@ static bool s_feed_has(int64_t viewer, int64_t post)
 
 static long s_count(const char *sql)
 {
-    PGresult *res = db_query(s_db, sql, 0, NULL);
-    assert_non_null(res);
-    long value = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return value;
+    return (long)unit_pg_number(s_db, sql);
 }
 
 //  The first (newest) activity group of owner of type (NULL: any), as a

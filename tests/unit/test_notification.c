@@ -239,12 +239,7 @@ static char *t_rows(db_t *db, bool by_key)
 //  A one-value query's answer as a number.
 static long t_number(db_t *db, const char *sql)
 {
-    PGresult *res = db_query(db, sql, 0, NULL);
-    assert_non_null(res);
-    assert_int_equal(PQntuples(res), 1);
-    long value = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return value;
+    return (long)unit_pg_number(db, sql);
 }
 
 //  The lines of log that start with prefix (0: all), joined (new).

@@ -316,12 +316,7 @@ static const char *s_cursor(const json_t *body)
 
 static int64_t s_count(const char *sql)
 {
-    PGresult *res = db_query(s_db, sql, 0, NULL);
-    assert_non_null(res);
-    assert_int_equal(PQntuples(res), 1);
-    int64_t value = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return value;
+    return unit_pg_number(s_db, sql);
 }
 
 //  ---- user search -------------------------------------------------------------

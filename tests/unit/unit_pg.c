@@ -14,6 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 #define UNIT_PG_SCHEMAS_MAX 4
 
 struct unit_pg_t {
@@ -177,4 +182,14 @@ db_t *unit_pg_schema(unit_pg_t *self, const char *service, const char **schema_o
     }
     if (schema_out) *schema_out = schema;
     return db;
+}
+
+int64_t unit_pg_number(db_t *db, const char *sql)
+{
+    PGresult *res = db_query(db, sql, 0, NULL);
+    assert_non_null(res);
+    assert_int_equal(PQntuples(res), 1);
+    int64_t value = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return value;
 }

@@ -45,4 +45,8 @@ int unit_pg_start(unit_pg_t *self);
 //  migrations of schemas/<service>/ applied. NULL on failure (printed).
 db_t *unit_pg_schema(unit_pg_t *self, const char *service, const char **schema_out);
 
+//  The answer of a query of one row and one value, as a number; fails the
+//  running cmocka test when the query fails or answers another shape.
+int64_t unit_pg_number(db_t *db, const char *sql);
+
 #endif
