@@ -111,6 +111,11 @@ build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(GATEWAY_LIB_OBJ:$(B)/obj/%.o=%.c)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(filter-out gateway/main.c,$(GATEWAY_SRC)) $(LIBS_PKG) -lcivetweb -lpthread -lm
 
+# The media service's JPEG rewriting (libjpeg underneath).
+build/fuzz/fuzz_jpeg_lossless: tests/fuzz/fuzz_jpeg_lossless.c services/media/jpeg_lossless.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -Iservices/media -o $@ $^ $(shell pkg-config --libs libjpeg)
+
 run: deps all web
 	@bash scripts/run.sh
 

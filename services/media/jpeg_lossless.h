@@ -1,14 +1,17 @@
 /*  jpeg_lossless: rewriting a JPEG from its own DCT coefficients.
 
     A photo a phone has already brought to the size we serve needs no
-    decoding, resizing or re-encoding: libjpeg's transcoding API (the
-    jpegtran technique) reads the quantised coefficients and writes them
-    into a new baseline file with optimised Huffman tables. The pixels
-    are exactly the original's, no generation is lost, and it costs a
-    fraction of a decode plus an encode. Only the frame, the tables and
-    the scan are written, with a JFIF header: no APPn or COM marker of
-    the original (EXIF, GPS, XMP, ICC, comments) survives, as on the
-    libvips path.
+    decoding, resizing or re-encoding. A baseline file (the usual case)
+    keeps its own scans byte for byte; any other (progressive,
+    arithmetic-coded, extended) goes through libjpeg's transcoding API
+    (the jpegtran technique), which reads the quantised coefficients and
+    writes them into a new baseline file with fitted Huffman tables.
+    Either way the pixels are exactly the original's, no generation is
+    lost, and it costs a fraction of a decode plus an encode. Only the
+    frame, the tables and the scans are written, after a JFIF header of
+    ours: no APPn or COM marker of the original (EXIF, GPS, XMP, ICC,
+    comments) survives, nor anything after its EOI, as on the libvips
+    path.
 
     It declines (and the caller takes the libvips path, which then
     decides what the client is told) anything it does not take as is:
@@ -18,11 +21,12 @@
     and would fill the rest with grey). libjpeg parses every marker; the
     orientation is the caller's to check (libvips reads EXIF for it).
 
-    The entropy-coded data, most of what a photo costs, is decoded once:
-    in libjpeg's buffered-image mode the coefficients are read into
-    memory, a reduced-size picture for the thumbnail is rendered from them
-    with libjpeg's DCT scaling (an N/8 factor, the smallest that keeps the
-    thumbnail's side), and the same coefficients are then written out.
+    The entropy-coded data, most of what a photo costs, is decoded once,
+    into a reduced-size picture for the thumbnail with libjpeg's DCT
+    scaling (an N/8 factor, the smallest that keeps the thumbnail's side).
+    A baseline file's scans are then copied; for any other, the decode
+    runs in libjpeg's buffered-image mode, which keeps the coefficients in
+    memory to be written out again.
 */
 #ifndef JPEG_LOSSLESS_H_INCLUDED
 #define JPEG_LOSSLESS_H_INCLUDED

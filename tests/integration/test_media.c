@@ -1660,6 +1660,18 @@ static markers_t s_markers(const void *data, size_t size)
     return m;
 }
 
+//  Where a JPEG's first SOS segment starts (its 0xff), or 0.
+static size_t s_first_scan(const void *data, size_t size)
+{
+    const unsigned char *p = data;
+    size_t at = 2;
+    while (at + 4 <= size && p[at] == 0xff) {
+        if (p[at + 1] == 0xda) return at;
+        at += 2 + (((size_t)p[at + 2] << 8) | p[at + 3]);
+    }
+    return 0;
+}
+
 //  The decoded pixels of an encoded image (caller g_frees), no rotation.
 static void *s_pixels(const void *data, size_t size, size_t *length, int *width, int *height)
 {
@@ -1690,8 +1702,11 @@ static void s_post_and_fetch(const char *token, bytes_t source, json_t **post_ou
 }
 
 //  Asserts the stored file decodes to exactly the source's pixels (which
-//  a decode and re-encode would not give) and carries no metadata.
-static void s_expect_lossless(const char *token, bytes_t source, int width, int height)
+//  a decode and re-encode would not give) and carries no metadata. With
+//  same_scans (a baseline source), its scans are the source's byte for
+//  byte, up to and including EOI, and nothing follows.
+static void s_expect_lossless(const char *token, bytes_t source, int width, int height,
+                              bool same_scans)
 {
     json_t *post = NULL;
     http_response_t r;
@@ -1717,6 +1732,17 @@ static void s_expect_lossless(const char *token, bytes_t source, int width, int 
     assert_false(s_contains(r.body, r.body_size, "Exif"));
     assert_false(s_contains(r.body, r.body_size, "http://ns.adobe.com/xap"));
     assert_false(s_contains(r.body, r.body_size, "secret comment"));
+    if (same_scans) {
+        size_t stored_scan = s_first_scan(r.body, r.body_size);
+        size_t source_scan = s_first_scan(source.data, source.size);
+        assert_true(stored_scan > 0 && source_scan > 0);
+        size_t tail = r.body_size - stored_scan;
+        assert_true(tail <= source.size - source_scan);
+        assert_memory_equal((const char *)r.body + stored_scan,
+                            (const char *)source.data + source_scan, tail);
+        assert_int_equal((unsigned char)r.body[r.body_size - 2], 0xff);
+        assert_int_equal((unsigned char)r.body[r.body_size - 1], 0xd9);
+    }
     g_free(want);
     g_free(got);
     http_response_clear(&r);
@@ -1772,17 +1798,32 @@ static void test_lossless_jpeg(void **state)
     markers_t m = s_markers(tagged.data, tagged.size);
     assert_int_equal(m.app[1], 2);
     assert_int_equal(m.com, 1);
-    s_expect_lossless(token, tagged, 640, 480);
-    //  Exactly at the bound, progressive 4:2:0 of odd size, grayscale, tiny.
+    s_expect_lossless(token, tagged, 640, 480, true);
+    //  Bytes after EOI (a vendor trailer, an appended picture) are dropped.
+    const char trailer[] = "secret comment after the end";
+    bytes_t trailed = {g_malloc(tagged.size + sizeof trailer), tagged.size + sizeof trailer};
+    memcpy(trailed.data, tagged.data, tagged.size);
+    memcpy((char *)trailed.data + tagged.size, trailer, sizeof trailer);
+    s_expect_lossless(token, trailed, 640, 480, true);
+    //  Restart markers inside the scan are copied with it.
+    VipsImage *halves = s_two_halves(400, 300, 3);
+    bytes_t restarts = {NULL, 0};
+    assert_int_equal(vips_jpegsave_buffer(halves, &restarts.data, &restarts.size, "Q", 80,
+                                          "restart_interval", 3, "strip", TRUE, NULL),
+                     0);
+    g_object_unref(halves);
+    s_expect_lossless(token, restarts, 400, 300, true);
+    //  Exactly at the bound, progressive 4:2:0 of odd size (written anew:
+    //  baseline), grayscale, tiny.
     bytes_t bound = s_jpeg(1080, 720);
-    s_expect_lossless(token, bound, 1080, 720);
+    s_expect_lossless(token, bound, 1080, 720, true);
     bytes_t progressive = s_progressive_420(333, 251);
     assert_int_equal(s_markers(progressive.data, progressive.size).sof2, 1);
-    s_expect_lossless(token, progressive, 333, 251);
+    s_expect_lossless(token, progressive, 333, 251, false);
     bytes_t gray = s_gray_jpeg(500, 300);
-    s_expect_lossless(token, gray, 500, 300);
+    s_expect_lossless(token, gray, 500, 300, true);
     bytes_t tiny = s_jpeg(9, 7);
-    s_expect_lossless(token, tiny, 9, 7);
+    s_expect_lossless(token, tiny, 9, 7, true);
     //  An ICC profile (APP2) is dropped too, without converting the
     //  pixels, as the libvips path does.
     VipsImage *srgb = s_two_halves(300, 200, 3), *p3 = NULL;
@@ -1792,7 +1833,7 @@ static void test_lossless_jpeg(void **state)
     g_object_unref(srgb);
     g_object_unref(p3);
     assert_int_equal(s_markers(icc.data, icc.size).app[2], 1);
-    s_expect_lossless(token, icc, 300, 200);
+    s_expect_lossless(token, icc, 300, 200, true);
 
     //  CMYK is declined: libvips converts it to an sRGB JPEG, 3 bands.
     VipsImage *rgb = s_two_halves(200, 100, 3), *cmyk = NULL;
@@ -1847,6 +1888,8 @@ static void test_lossless_jpeg(void **state)
     s_bytes_free(&exif);
     s_bytes_free(&with_xmp);
     s_bytes_free(&tagged);
+    s_bytes_free(&trailed);
+    s_bytes_free(&restarts);
     s_bytes_free(&bound);
     s_bytes_free(&progressive);
     s_bytes_free(&gray);
