@@ -31,6 +31,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "token.h"
+#include "upload.h"
 #include "ws.h"
 
 #include <arpa/inet.h>
@@ -363,6 +364,7 @@ int main(int argc, char **argv)
     while (!s_stop) {
         struct timespec pause = {0, 100 * 1000 * 1000};
         nanosleep(&pause, NULL);
+        upload_trim_when_idle();
     }
     atomic_store(&s_closing, true);
     int closed = s_stop_listening(ctx);

@@ -23,6 +23,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,8 +404,35 @@ static json_t *s_post_images(http_request_t *request, const route_t *route, int6
     return s_call(request, route->service, route->method, viewer_id, args, NULL, 0);
 }
 
+//  Uploads in flight, and whether one ended since the last trim (below).
+static atomic_int s_in_flight;
+static atomic_bool s_trim_pending;
+
+static void s_handle(http_request_t *request, const route_t *route, int64_t viewer_id,
+                     const json_t *args);
+
 void upload_handle(http_request_t *request, const route_t *route, int64_t viewer_id,
                    const json_t *args)
+{
+    atomic_fetch_add(&s_in_flight, 1);
+    s_handle(request, route, viewer_id, args);
+    atomic_store(&s_trim_pending, true);
+    atomic_fetch_sub(&s_in_flight, 1);
+}
+
+//  Each image is read back into memory (up to UPLOAD_BODY_MAX), and glibc
+//  keeps the freed pages in the thread's malloc arena: the busiest
+//  moment's peak would stay as RSS. They go back to the system once no
+//  upload is in flight; a trim after every upload made the next one fault
+//  the same pages back in (common/service.c trims the services the same
+//  way).
+void upload_trim_when_idle(void)
+{
+    if (atomic_load(&s_in_flight) == 0 && atomic_exchange(&s_trim_pending, false)) malloc_trim(0);
+}
+
+static void s_handle(http_request_t *request, const route_t *route, int64_t viewer_id,
+                     const json_t *args)
 {
     struct mg_connection *conn = request->conn;
     const struct mg_request_info *info = request->info;
@@ -464,9 +492,4 @@ cleanup:
     json_decref(reply);
     json_decref(call_args);
     upload_form_destroy(&form);
-    //  Each image was read back into memory (up to UPLOAD_BODY_MAX): give
-    //  the freed pages back rather than keep the busiest moment's peak as
-    //  RSS in this thread's malloc arena (common/service.c does the same
-    //  after a large request).
-    malloc_trim(0);
 }

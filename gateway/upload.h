@@ -51,6 +51,11 @@
 void upload_handle(http_request_t *request, const route_t *route, int64_t viewer_id,
                    const json_t *args);
 
+//  Gives the memory uploads freed back to the system when none is in
+//  flight and one ended since the last call (the gateway's main loop
+//  calls it every 100 ms).
+void upload_trim_when_idle(void);
+
 //  ---- the form state, apart from the connection (for the fuzz target) ----
 
 typedef struct upload_form_t upload_form_t;
