@@ -7,7 +7,7 @@
 # snapshot prints "name ticks" for every process scripts/run.sh started
 # (DATA_DIR/run/<name>.pid: utime + stime of the whole process) and one
 # line "postgres ticks" for the postmaster of DATA_DIR/pg and all its
-# backends. report prints "name ms_per_request" for each process whose
+# backends, those that have exited included. report prints "name ms_per_request" for each process whose
 # CPU time grew, one per line, busiest first. Ticks are USER_HZ (getconf
 # CLK_TCK). This is what bench/run.sh puts beside each scenario: a
 # throughput ceiling on a 2-core machine is the CPU one request costs
@@ -38,8 +38,12 @@ case "${1:-}" in
     done
     if [ -f "$dir/pg/postmaster.pid" ]; then
       pm=$(head -1 "$dir/pg/postmaster.pid")
+      # Backends that exited (a service's connection replaced: common/db.c)
+      # take their CPU time with them; the postmaster's cutime + cstime
+      # (fields 16 and 17) hold it.
+      exited=$(sed 's/.*) //' "/proc/$pm/stat" 2>/dev/null | awk '{print $14 + $15}' || echo 0)
       # shellcheck disable=SC2046
-      echo "postgres $(ticks_of "$pm" $(pgrep -P "$pm" || true))"
+      echo "postgres $(($(ticks_of "$pm" $(pgrep -P "$pm" || true)) + exited))"
     fi
     ;;
   report)
