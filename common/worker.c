@@ -175,7 +175,10 @@ static int s_broker_message(worker_t *self, worker_request_t *request)
         zframe_t *correlation = zmsg_next(msg);
         zframe_t *envelope = zmsg_next(msg);
         zframe_t *marker = zmsg_next(msg);
-        zframe_t *blob = zmsg_next(msg);
+        //  Not zmsg_next past the end: after the last frame it starts over
+        //  at the first, and a request without a blob got the empty
+        //  delimiter frame as its blob (size 0, not NULL).
+        zframe_t *blob = marker ? zmsg_next(msg) : NULL;
         if (marker && !zframe_streq(marker, PROTOCOL_BLOB)) {
             log_debug("request with an unknown extra frame dropped");
         } else {

@@ -200,8 +200,24 @@ static void test_worker_protocol(void **state)
     assert_memory_equal(request.client, "client-1", 8);
     assert_memory_equal(request.correlation, "corr-1", 6);
     assert_memory_equal(request.envelope, "envelope", 8);
+    assert_null(request.blob); // none sent: not the empty delimiter frame
+    assert_int_equal(request.blob_size, 0);
     assert_int_equal(worker_send(worker, &request, "reply", 5), 0);
     assert_null(request.client);
+    //  With a blob: its bytes, an empty one included.
+    s_to_worker(router, address, PROTOCOL_REQUEST, "client-2", "corr-2", "envelope", PROTOCOL_BLOB,
+                "bytes", NULL);
+    assert_int_equal(worker_recv(worker, &request, 2000), 1);
+    assert_non_null(request.blob);
+    assert_int_equal(request.blob_size, 5);
+    assert_memory_equal(request.blob, "bytes", 5);
+    worker_request_clear(&request);
+    s_to_worker(router, address, PROTOCOL_REQUEST, "client-3", "corr-3", "envelope", PROTOCOL_BLOB,
+                "", NULL);
+    assert_int_equal(worker_recv(worker, &request, 2000), 1);
+    assert_non_null(request.blob);
+    assert_int_equal(request.blob_size, 0);
+    worker_request_clear(&request);
     msg = s_next(router, false);
     assert_non_null(msg);
     assert_int_equal(zmsg_size(msg), 7);
