@@ -38,7 +38,8 @@ static const route_t s_routes[] = {
     {"GET /api/v1/users/{username}", "identity", "users.get", ROUTE_AUTH_OPTIONAL, 0},
     {"PUT /api/v1/me/avatar", "identity", "me.avatar_put", ROUTE_AUTH_REQUIRED, ROUTE_MULTIPART},
     {"DELETE /api/v1/me/avatar", "identity", "me.avatar_delete", ROUTE_AUTH_REQUIRED, 0},
-    //  media (POST /posts: each image goes to media images.upload first, upload.c)
+    //  media (POST /posts: one image goes with posts.create, more go to images.upload first,
+    //  upload.c)
     {"POST /api/v1/posts", "media", "posts.create", ROUTE_AUTH_REQUIRED, ROUTE_MULTIPART_IMAGES},
     {"GET /api/v1/posts/{id}", "media", "posts.get", ROUTE_AUTH_OPTIONAL, 0},
     {"PATCH /api/v1/posts/{id}", "media", "posts.update", ROUTE_AUTH_REQUIRED, ROUTE_JSON_BODY},

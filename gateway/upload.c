@@ -356,7 +356,7 @@ static bool s_text_args(http_request_t *request, const upload_form_t *form, json
     return true;
 }
 
-//  POST /posts: every image through images.upload, then the route's call.
+//  POST /posts: one image with the route's call, more each through images.upload first.
 static json_t *s_post_images(http_request_t *request, const route_t *route, int64_t viewer_id,
                              const upload_form_t *form, json_t *args)
 {
@@ -376,6 +376,21 @@ static json_t *s_post_images(http_request_t *request, const route_t *route, int6
             json_object_set_new(image, "alt_text", text);
         }
         json_array_append_new(images, image);
+    }
+    //  One image goes with the call itself: one RPC, and media records its
+    //  files in the post's transaction, without an uploads row (measured:
+    //  see docs/benchmarks.md, session 5).
+    if (form->images == 1) {
+        void *data = NULL;
+        size_t size = 0;
+        if (upload_form_read_image(form, 0, &data, &size) != 0) {
+            json_decref(images);
+            return reply_error(503, ERR_UNAVAILABLE, "cannot read the upload back");
+        }
+        json_object_set_new(args, "images", images);
+        json_t *reply = s_call(request, route->service, route->method, viewer_id, args, data, size);
+        free(data);
+        return reply;
     }
     //  One image in memory at a time: read, send, free.
     for (int i = 0; i < form->images; i++) {

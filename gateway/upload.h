@@ -23,10 +23,13 @@
     Then (routes.h):
       ROUTE_MULTIPART         exactly one image: route service.method with
                               the text parts as args and the image as blob.
-      ROUTE_MULTIPART_IMAGES  1-10 images: media images.upload for each (the
+      ROUTE_MULTIPART_IMAGES  one image: route service.method with the image
+                              as blob and args {caption?, images:[{alt_text}],
+                              ...the path, query and Idempotency-Key args};
+                              2-10 images: media images.upload for each (the
                               image as blob), then route service.method with
                               args {caption?, images:[{upload_id, alt_text}],
-                              ...the path, query and Idempotency-Key args}.
+                              ...}.
     The first error from a service is the answer.
 */
 #ifndef GATEWAY_UPLOAD_H_INCLUDED

@@ -157,77 +157,93 @@ static int s_store(db_t *db, storage_t *storage, const char *key, const image_re
                : 0;
 }
 
-//  Processes call->blob and records an upload of kind. Returns the reply.
-static json_t *s_upload(call_t *call, image_kind_t kind)
+json_t *files_image_prepare(call_t *call, image_kind_t kind, files_image_t *image)
 {
+    memset(image, 0, sizeof *image);
     if (call->viewer_id <= 0) return media_signed_out();
     if (!call->blob || call->blob_size == 0)
         return reply_invalid(json_pack("{s:s}", "image", "is required"), "no image was sent");
-    media_t *media = media_of(call);
-    image_rendition_t full, thumb;
-    image_status_t status = image_process(call->blob, call->blob_size, kind, &full, &thumb);
+    image_status_t status =
+        image_process(call->blob, call->blob_size, kind, &image->full, &image->thumb);
     if (status != IMAGE_OK) return s_image_error(status);
+    storage_t *storage = media_of(call)->storage;
+    storage_key(storage, image->full.data, image->full.size, image->full.ext, image->key);
+    if (image->thumb.data)
+        storage_key(storage, image->thumb.data, image->thumb.size, image->thumb.ext,
+                    image->thumb_key);
+    return NULL;
+}
 
-    db_t *db = call->db;
-    json_t *reply = NULL;
-    char key[STORAGE_KEY_MAX], thumb_key[STORAGE_KEY_MAX] = "";
-    storage_key(media->storage, full.data, full.size, full.ext, key);
-    if (thumb.data) storage_key(media->storage, thumb.data, thumb.size, thumb.ext, thumb_key);
-    char id[21], viewer[21], width[12], height[12];
-    media_id_text(ids_next(), id);
-    media_id_text(call->viewer_id, viewer);
-    snprintf(width, sizeof width, "%d", full.width);
-    snprintf(height, sizeof height, "%d", full.height);
-    const char *params[] = {id,
-                            viewer,
-                            kind == IMAGE_KIND_AVATAR ? "avatar" : "post",
-                            key,
-                            thumb.data ? thumb_key : NULL,
-                            width,
-                            height};
-    bool written = false;
-    if (db_begin(db) != 0) {
-        reply = media_internal("begin");
-        goto cleanup;
-    }
-    written = true;
-    if (s_store(db, media->storage, key, &full) != 0 ||
-        (thumb.data && s_store(db, media->storage, thumb_key, &thumb) != 0)) {
-        reply = media_internal("store image");
-        goto cleanup;
-    }
-    if (db_exec(db,
-                "INSERT INTO uploads (id, user_id, kind, key, thumb_key, width, height)"
-                " VALUES ($1, $2, $3, $4, $5, $6::int, $7::int)",
-                7, params) != 1 ||
-        db_commit(db) != 0) {
-        reply = media_internal("record upload");
-        goto cleanup;
-    }
-    written = false;
-    json_t *body = json_object();
-    if (kind == IMAGE_KIND_POST) {
-        json_object_set_new(body, "upload_id", json_string(id));
-        json_object_set_new(body, "thumb_key", json_string(thumb_key));
-        json_object_set_new(body, "thumb_url", render_media_url(thumb_key));
-    }
-    json_object_set_new(body, "key", json_string(key));
-    json_object_set_new(body, "url", render_media_url(key));
-    json_object_set_new(body, "width", json_integer(full.width));
-    json_object_set_new(body, "height", json_integer(full.height));
-    reply = reply_ok(201, body);
-cleanup:
+int files_image_store(db_t *db, storage_t *storage, files_image_t *image)
+{
+    image->stored = true; // from the first write on, whatever follows
+    if (s_store(db, storage, image->key, &image->full) != 0) return -1;
+    if (image->thumb.data && s_store(db, storage, image->thumb_key, &image->thumb) != 0) return -1;
+    return 0;
+}
+
+void files_image_release(db_t *db, files_image_t *image, bool committed)
+{
     if (db_in_transaction(db)) db_rollback(db);
-    if (written) {
+    if (image->stored && !committed) {
         //  Files may be on disk without a reference: let the collector
         //  decide (it checks for references under the key's lock).
-        const char *keys[] = {key, thumb.data ? thumb_key : NULL};
+        const char *keys[] = {image->key, image->thumb.data ? image->thumb_key : NULL};
         if (db_begin(db) == 0) {
             if (files_queue(db, keys, 2) != 0 || db_commit(db) != 0) db_rollback(db);
         }
     }
-    image_rendition_clear(&full);
-    image_rendition_clear(&thumb);
+    image_rendition_clear(&image->full);
+    image_rendition_clear(&image->thumb);
+    image->stored = false;
+}
+
+//  Processes call->blob and records an upload of kind. Returns the reply.
+static json_t *s_upload(call_t *call, image_kind_t kind)
+{
+    files_image_t image;
+    json_t *reply = files_image_prepare(call, kind, &image);
+    if (reply) return reply;
+    db_t *db = call->db;
+    const image_rendition_t *full = &image.full;
+    char id[21], viewer[21], width[12], height[12];
+    media_id_text(ids_next(), id);
+    media_id_text(call->viewer_id, viewer);
+    snprintf(width, sizeof width, "%d", full->width);
+    snprintf(height, sizeof height, "%d", full->height);
+    const char *params[] = {id,
+                            viewer,
+                            kind == IMAGE_KIND_AVATAR ? "avatar" : "post",
+                            image.key,
+                            image.thumb.data ? image.thumb_key : NULL,
+                            width,
+                            height};
+    bool committed = false;
+    if (db_begin(db) != 0) {
+        reply = media_internal("begin");
+    } else if (files_image_store(db, media_of(call)->storage, &image) != 0) {
+        reply = media_internal("store image");
+    } else if (db_exec(db,
+                       "INSERT INTO uploads (id, user_id, kind, key, thumb_key, width, height)"
+                       " VALUES ($1, $2, $3, $4, $5, $6::int, $7::int)",
+                       7, params) != 1 ||
+               db_commit(db) != 0) {
+        reply = media_internal("record upload");
+    } else {
+        committed = true;
+        json_t *body = json_object();
+        if (kind == IMAGE_KIND_POST) {
+            json_object_set_new(body, "upload_id", json_string(id));
+            json_object_set_new(body, "thumb_key", json_string(image.thumb_key));
+            json_object_set_new(body, "thumb_url", render_media_url(image.thumb_key));
+        }
+        json_object_set_new(body, "key", json_string(image.key));
+        json_object_set_new(body, "url", render_media_url(image.key));
+        json_object_set_new(body, "width", json_integer(full->width));
+        json_object_set_new(body, "height", json_integer(full->height));
+        reply = reply_ok(201, body);
+    }
+    files_image_release(db, &image, committed);
     return reply;
 }
 

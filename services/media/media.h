@@ -17,6 +17,7 @@
 #define MEDIA_H_INCLUDED
 
 #include "service.h"
+#include "image.h"
 #include "storage.h"
 
 #include <jansson.h>
@@ -77,6 +78,29 @@ int files_collect(db_t *db, storage_t *storage, const char *const *keys, size_t 
 //  The janitor's round: expires old uploads and idempotency records and
 //  collects up to limit queued keys. Returns the number of files removed, or -1.
 int files_sweep(db_t *db, storage_t *storage, int limit);
+
+//  An uploaded image on its way to a reference: its renditions, their
+//  keys, and whether their files were written.
+typedef struct {
+    image_rendition_t full;
+    image_rendition_t thumb; // empty for an avatar
+    char key[STORAGE_KEY_MAX];
+    char thumb_key[STORAGE_KEY_MAX]; // "" for an avatar
+    bool stored;
+} files_image_t;
+//  Processes call->blob into *image (before any transaction: the image
+//  work is the cost). NULL, or the reply to send: 401, 400 without a blob,
+//  413, 415.
+json_t *files_image_prepare(call_t *call, image_kind_t kind, files_image_t *image);
+//  Inside the caller's transaction: writes both renditions' files if
+//  missing and records them, under each key's lock (the collector's race,
+//  files.c). 0 or -1. A reference to the keys must follow in the same
+//  transaction.
+int files_image_store(db_t *db, storage_t *storage, files_image_t *image);
+//  After the transaction: when it did not commit (committed false) but
+//  the files were written, queues them for the collector, which deletes
+//  what nothing references. Frees the renditions.
+void files_image_release(db_t *db, files_image_t *image, bool committed);
 
 //  ---- visibility.c: the one place that decides who sees whose posts --------
 typedef struct visibility_t visibility_t;

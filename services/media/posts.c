@@ -2,6 +2,7 @@
     methods other services use.
 
       posts.create  {caption?, images:[{upload_id, alt_text?}], idempotency_key?}  -> 201 post
+                    or blob = one image and images:[{alt_text?}]
       posts.get     {id}                    -> 200 post | 404
       posts.update  {id, caption?}          -> 200 post | 403 | 404
       posts.delete  {id}                    -> 204 | 403 | 404
@@ -10,12 +11,15 @@
       posts.counts  {ids}   (internal)      -> {counts:{"<id>": n}}
       posts.recent_by_author {author_id, limit} (internal) -> {items:[{id, created_at}]}
 
-    A post is made from uploads: the gateway sends each image of a
-    multipart POST /posts to images.upload first (files.c), then calls
-    posts.create with the upload ids. Creating the post consumes the
-    uploads (deleting an uploads row and inserting the post_images row in
-    one transaction keeps the files referenced throughout); an upload that
-    is not the viewer's, not a post image, or already used is 400.
+    A one-image post comes whole: the gateway sends POST /posts's image as
+    the blob of posts.create, with images:[{alt_text?}], and the image's
+    files are recorded in the post's transaction. A post of 2-10 images is
+    made from uploads: the gateway sends each image to images.upload first
+    (files.c), then calls posts.create with the upload ids. Creating the
+    post consumes the uploads (deleting an uploads row and inserting the
+    post_images row in one transaction keeps the files referenced
+    throughout); an upload that is not the viewer's, not a post image, or
+    already used is 400.
 
     Order of checks on an existing post: unknown or invisible to the viewer
     404, visible but not the author's 403, then the arguments' content.
@@ -282,8 +286,9 @@ typedef struct {
 } new_image_t;
 
 //  Validates args.images into images[]; returns their count (0 after
-//  recording a 400).
-static size_t s_images_arg(const json_t *args, new_image_t *images, json_t *fields)
+//  recording a 400). With sent (the image came with the request), it is
+//  one item without an upload_id.
+static size_t s_images_arg(const json_t *args, new_image_t *images, bool sent, json_t *fields)
 {
     json_t *array = json_object_get(args, "images");
     if (!array) {
@@ -294,6 +299,23 @@ static size_t s_images_arg(const json_t *args, new_image_t *images, json_t *fiel
         json_array_size(array) > MEDIA_IMAGES_MAX) {
         json_object_set_new(fields, "images", json_string("must hold 1 to 10 images"));
         return 0;
+    }
+    if (sent) {
+        json_t *item = json_array_get(array, 0);
+        json_t *inner = json_object();
+        const char *alt = "";
+        bool ok = json_array_size(array) == 1 && json_is_object(item) &&
+                  !json_object_get(item, "upload_id") &&
+                  args_string(item, "alt_text", false, 0, MEDIA_ALT_TEXT_MAX, &alt, inner) >= 0;
+        json_t *alt_problem = json_object_get(inner, "alt_text");
+        if (!ok)
+            json_object_set_new(fields, alt_problem ? "alt_text" : "images",
+                                alt_problem ? json_incref(alt_problem)
+                                            : json_string("the image sent with the request is the"
+                                                          " only one, with no upload_id"));
+        json_decref(inner);
+        images[0] = (new_image_t){.upload_id = 0, .alt_text = alt};
+        return ok ? 1 : 0;
     }
     size_t count = 0, index;
     json_t *item;
@@ -346,16 +368,70 @@ static void s_drop_uploads(call_t *call, const new_image_t *images, size_t count
     if (db_commit(db) != 0) db_rollback(db);
 }
 
+//  Records images[i] of a new post: the sent image's files, or the
+//  viewer's upload it names (consumed). NULL, or the reply to send.
+static json_t *s_add_image(call_t *call, const char *post_id, const new_image_t *image,
+                           size_t position_index, files_image_t *sent)
+{
+    db_t *db = call->db;
+    char viewer[21], upload[21], position[24];
+    media_id_text(call->viewer_id, viewer);
+    snprintf(position, sizeof position, "%zu", position_index);
+    if (sent) {
+        if (files_image_store(db, media_of(call)->storage, sent) != 0)
+            return media_internal("store image");
+        char width[12], height[12];
+        snprintf(width, sizeof width, "%d", sent->full.width);
+        snprintf(height, sizeof height, "%d", sent->full.height);
+        const char *params[] = {post_id, position, sent->key,      sent->thumb_key,
+                                width,   height,   image->alt_text};
+        if (db_exec(db,
+                    "INSERT INTO post_images (post_id, position, key, thumb_key, width, height,"
+                    " alt_text) VALUES ($1, $2::smallint, $3, $4, $5::int, $6::int, $7)",
+                    7, params) != 1)
+            return media_internal("insert post image");
+        return NULL;
+    }
+    const char *params[] = {media_id_text(image->upload_id, upload), viewer, post_id, position,
+                            image->alt_text};
+    long moved = db_exec(db,
+                         "WITH used AS (DELETE FROM uploads WHERE id = $1 AND user_id = $2"
+                         " AND kind = 'post' RETURNING key, thumb_key, width, height)"
+                         " INSERT INTO post_images (post_id, position, key, thumb_key, width,"
+                         " height, alt_text) SELECT $3, $4::smallint, key, thumb_key, width,"
+                         " height, $5 FROM used",
+                         5, params);
+    if (moved < 0) return media_internal("insert post image");
+    if (moved == 0)
+        return reply_invalid(
+            json_pack("{s:s}", "images", "names an upload that does not exist or was used"),
+            "some fields are not valid");
+    return NULL;
+}
+
 json_t *posts_create(call_t *call)
 {
     if (call->viewer_id <= 0) return media_signed_out();
+    //  A one-image post comes with its image (the gateway's POST /posts):
+    //  processed first, so its 413 or 415 comes before any 400, as when
+    //  images.upload ran before this call; it saves that call and the
+    //  uploads row. More images come as uploads.
+    files_image_t sent;
+    bool with_image = call->blob != NULL;
+    if (with_image) {
+        json_t *error = files_image_prepare(call, IMAGE_KIND_POST, &sent);
+        if (error) return error;
+    }
     json_t *fields = json_object();
     const char *caption = "", *idempotency_key = NULL;
     new_image_t images[MEDIA_IMAGES_MAX];
     args_string(call->args, "caption", false, 0, MEDIA_CAPTION_MAX, &caption, fields);
     idempotency_arg(call->args, &idempotency_key, fields);
-    size_t count = s_images_arg(call->args, images, fields);
-    if (json_object_size(fields) > 0) return reply_invalid(fields, "some fields are not valid");
+    size_t count = s_images_arg(call->args, images, with_image, fields);
+    if (json_object_size(fields) > 0) {
+        if (with_image) files_image_release(call->db, &sent, false);
+        return reply_invalid(fields, "some fields are not valid");
+    }
     json_decref(fields);
 
     db_t *db = call->db;
@@ -382,7 +458,7 @@ json_t *posts_create(call_t *call)
     int claimed = media_idempotency_claim(call, idempotency_key, "posts.create", &reply);
     if (claimed == 1) {
         db_rollback(db);
-        s_drop_uploads(call, images, count);
+        if (!with_image) s_drop_uploads(call, images, count);
     }
     if (claimed != 0) goto cleanup;
     //  The post, then its images, each consuming one of the viewer's uploads.
@@ -399,27 +475,8 @@ json_t *posts_create(call_t *call)
         goto cleanup;
     }
     for (size_t i = 0; i < count; i++) {
-        char upload[21], position[8];
-        snprintf(position, sizeof position, "%zu", i);
-        const char *params[] = {media_id_text(images[i].upload_id, upload), viewer, post_id,
-                                position, images[i].alt_text};
-        long moved = db_exec(db,
-                             "WITH used AS (DELETE FROM uploads WHERE id = $1 AND user_id = $2"
-                             " AND kind = 'post' RETURNING key, thumb_key, width, height)"
-                             " INSERT INTO post_images (post_id, position, key, thumb_key, width,"
-                             " height, alt_text) SELECT $3, $4::smallint, key, thumb_key, width,"
-                             " height, $5 FROM used",
-                             5, params);
-        if (moved < 0) {
-            reply = media_internal("insert post image");
-            goto cleanup;
-        }
-        if (moved == 0) {
-            reply = reply_invalid(
-                json_pack("{s:s}", "images", "names an upload that does not exist or was used"),
-                "some fields are not valid");
-            goto cleanup;
-        }
+        reply = s_add_image(call, post_id, &images[i], i, with_image ? &sent : NULL);
+        if (reply) goto cleanup;
     }
     const char *stats_params[] = {viewer};
     if (db_exec(db,
@@ -443,6 +500,9 @@ json_t *posts_create(call_t *call)
                                 reply_ok(201, render_post(res, 0, author)), "create post");
 cleanup:
     if (db_in_transaction(db)) db_rollback(db);
+    //  Committed exactly when the answer is the new post (a replayed
+    //  create stored no file).
+    if (with_image) files_image_release(db, &sent, reply_status(reply) == 201);
     PQclear(res);
     media_text_clear(&parsed);
     json_decref(users);

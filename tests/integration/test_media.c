@@ -1376,6 +1376,100 @@ static json_t *s_rpc(const char *method, int64_t viewer, json_t *args_stolen)
     return reply;
 }
 
+//  One number from a query on the media schema.
+static long s_media_count(db_t *db, const char *sql, const char *param)
+{
+    const char *params[] = {param};
+    PGresult *res = db_query(db, sql, 1, params);
+    assert_non_null(res);
+    assert_int_equal(PQntuples(res), 1);
+    long n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n;
+}
+
+//  posts.create called with its one image as the blob (what the gateway
+//  does for a one-image POST /posts), and how it refuses what does not
+//  fit that form.
+static void test_one_image_post(void **state)
+{
+    json_t *ann = s_register("oneimage", NULL);
+    int64_t ann_id = strtoll(s_user_id(ann), NULL, 10);
+    db_t *db = db_new(harness_database_url(), "media");
+    assert_non_null(db);
+
+    //  Through the gateway: no uploads row is made, the files are recorded.
+    json_t *post = s_post(s_token(ann), "one image");
+    assert_int_equal(
+        s_media_count(db, "SELECT count(*) FROM uploads WHERE user_id = $1", s_user_id(ann)), 0);
+    assert_int_equal(
+        s_media_count(db,
+                      "SELECT count(*) FROM post_images i JOIN files f ON f.key = i.key"
+                      " JOIN files t ON t.key = i.thumb_key WHERE i.post_id = $1",
+                      s_id(post)),
+        1);
+
+    rpc_client_t *client = rpc_client_new(harness_broker_url());
+    assert_non_null(client);
+    bytes_t jpeg = s_jpeg(120, 90);
+    struct {
+        int64_t viewer;
+        const char *args; // JSON
+        bool image;       // the blob is the JPEG, else junk
+        long status;
+        const char *field; // the 400's field, or NULL
+    } cases[] = {
+        {0, "{\"images\":[{}]}", true, 401, NULL},
+        {ann_id, "{\"images\":[{\"upload_id\":\"123\"}]}", true, 400, "images"},
+        {ann_id, "{\"images\":[{}, {}]}", true, 400, "images"},
+        {ann_id, "{\"images\":[]}", true, 400, "images"},
+        {ann_id, "{}", true, 400, "images"},
+        {ann_id, "{\"images\":[{\"alt_text\":7}]}", true, 400, "alt_text"},
+        //  The image is judged first, as when images.upload came before.
+        {ann_id, "{\"images\":[{}, {}], \"caption\":7}", false, 415, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *args = json_loads(cases[i].args, 0, NULL);
+        assert_non_null(args);
+        json_t *reply = rpc_call_blob(client, "media", "posts.create", cases[i].viewer, args,
+                                      cases[i].image ? jpeg.data : (void *)"not an image",
+                                      cases[i].image ? jpeg.size : 12, NULL, 0, NULL, NULL);
+        if (reply_status(reply) != cases[i].status)
+            fprintf(stderr, "case %zu: %s\n", i, json_dumps(reply, 0));
+        assert_int_equal(reply_status(reply), cases[i].status);
+        if (cases[i].field)
+            assert_non_null(json_object_get(
+                json_object_get(json_object_get(reply, "error"), "fields"), cases[i].field));
+        json_decref(reply);
+        json_decref(args);
+    }
+    //  Refused requests left no post, no upload and no file unreferenced
+    //  for long: what was written is queued for the collector.
+    assert_int_equal(
+        s_media_count(db, "SELECT count(*) FROM posts WHERE author_id = $1", s_user_id(ann)), 1);
+    assert_int_equal(
+        s_media_count(db, "SELECT count(*) FROM uploads WHERE user_id = $1", s_user_id(ann)), 0);
+
+    //  And the form that works, with an alt text.
+    json_t *args =
+        json_pack("{s:s, s:[{s:s}]}", "caption", "by rpc", "images", "alt_text", "a cat");
+    json_t *reply = rpc_call_blob(client, "media", "posts.create", ann_id, args, jpeg.data,
+                                  jpeg.size, NULL, 0, NULL, NULL);
+    assert_int_equal(reply_status(reply), 201);
+    json_t *image = json_array_get(json_object_get(reply_body(reply), "images"), 0);
+    assert_string_equal(harness_str(image, "alt_text"), "a cat");
+    assert_int_equal(json_integer_value(json_object_get(image, "width")), 120);
+    assert_int_equal(json_integer_value(json_object_get(image, "height")), 90);
+    json_decref(reply);
+    json_decref(args);
+
+    rpc_client_destroy(&client);
+    s_bytes_free(&jpeg);
+    db_destroy(&db);
+    json_decref(post);
+    json_decref(ann);
+}
+
 static void test_internal_methods(void **state)
 {
     json_t *ann = s_register("internal", NULL);
@@ -1996,6 +2090,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_idempotency),
         cmocka_unit_test(test_avatar),
         cmocka_unit_test(test_posts_count),
+        cmocka_unit_test(test_one_image_post),
         cmocka_unit_test(test_internal_methods),
         cmocka_unit_test(test_user_deleted),
         cmocka_unit_test(test_author_projection),
