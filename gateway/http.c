@@ -5,10 +5,16 @@
     allocates is released before the handler returns (the args tree, the
     body buffer, the reply), on one path, so a bad request cannot leak.
 
-    Each worker thread keeps its own rpc client (a pthread key, created on
-    the thread's first API request and destroyed when civetweb ends the
-    thread at mg_stop): ZeroMQ sockets must not be shared between threads,
-    and one per thread means a call never waits for a free socket.
+    A request holds one rpc client from its first call to its end: taken
+    from a pool of idle clients (a new one when the pool is empty), kept
+    under a pthread key meanwhile, and given back when the request ends.
+    A ZeroMQ socket is used by one thread at a time, and may move between
+    threads across the pool's mutex; a call never waits for a free socket.
+    The clients number the requests in flight at once at their peak, not
+    civetweb's threads (GATEWAY_THREADS + GATEWAY_WEBSOCKETS_MAX, 288 by
+    default), each of which kept a socket and a broker connection for
+    good: gateway RSS after the bench's scenarios 63-66 -> 41-44 MiB, and
+    the broker's 37-39 -> 16-17 MiB (docs/benchmarks.md, session 5).
 
     The API path, in order (the first failing step answers):
       route (404/405/400 bad path parameter) -> token (401) -> auth rate
@@ -66,7 +72,9 @@ struct gateway_t {
     size_t route_count;
     pthread_key_t rpc_key;
     bool rpc_key_created;
-    atomic_int in_flight; // requests being served (not refused by a drain)
+    pthread_mutex_t rpc_lock; // guards rpc_idle
+    zlist_t *rpc_idle;        // clients no request holds
+    atomic_int in_flight;     // requests being served (not refused by a drain)
     atomic_bool draining;
 };
 
@@ -110,6 +118,8 @@ gateway_t *gateway_new(const gateway_config_t *config)
         return NULL;
     }
     self->rpc_key_created = true;
+    pthread_mutex_init(&self->rpc_lock, NULL);
+    self->rpc_idle = zlist_new();
     return self;
 }
 
@@ -117,8 +127,9 @@ void gateway_destroy(gateway_t **self_p)
 {
     if (!self_p || !*self_p) return;
     gateway_t *self = *self_p;
-    //  Worker threads are gone (mg_stop joined them; their destructors
-    //  closed their clients). The calling thread may own one too.
+    //  Worker threads are gone (mg_stop joined them; the destructors
+    //  closed any client a thread still held). The calling thread may hold
+    //  one too; the idle ones are in the pool.
     if (self->rpc_key_created) {
         rpc_client_t *client = (rpc_client_t *)pthread_getspecific(self->rpc_key);
         if (client) {
@@ -126,6 +137,13 @@ void gateway_destroy(gateway_t **self_p)
             rpc_client_destroy(&client);
         }
         pthread_key_delete(self->rpc_key);
+    }
+    if (self->rpc_idle) {
+        rpc_client_t *idle;
+        while ((idle = (rpc_client_t *)zlist_pop(self->rpc_idle)))
+            rpc_client_destroy(&idle);
+        zlist_destroy(&self->rpc_idle);
+        pthread_mutex_destroy(&self->rpc_lock);
     }
     ratelimit_destroy(&self->auth_limit);
     metrics_destroy(&self->metrics);
@@ -161,7 +179,10 @@ static rpc_client_t *s_thread_rpc(gateway_t *self)
 {
     rpc_client_t *client = (rpc_client_t *)pthread_getspecific(self->rpc_key);
     if (!client) {
-        client = rpc_client_new(self->broker_url);
+        pthread_mutex_lock(&self->rpc_lock);
+        client = (rpc_client_t *)zlist_pop(self->rpc_idle);
+        pthread_mutex_unlock(&self->rpc_lock);
+        if (!client) client = rpc_client_new(self->broker_url);
         if (client) pthread_setspecific(self->rpc_key, client);
     }
     return client;
@@ -700,6 +721,14 @@ int gateway_handle(struct mg_connection *conn, void *cbdata)
         http_send_error(&request, 500, ERR_INTERNAL, "internal error", NULL, NULL);
     }
     s_finish(&request, s_seconds_since(&started));
+    //  The request's client goes back to the pool (file comment).
+    rpc_client_t *client = (rpc_client_t *)pthread_getspecific(self->rpc_key);
+    if (client) {
+        pthread_setspecific(self->rpc_key, NULL);
+        pthread_mutex_lock(&self->rpc_lock);
+        zlist_push(self->rpc_idle, client);
+        pthread_mutex_unlock(&self->rpc_lock);
+    }
     if (!refused) atomic_fetch_sub(&self->in_flight, 1);
     return request.status;
 }
