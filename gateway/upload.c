@@ -377,9 +377,10 @@ static json_t *s_post_images(http_request_t *request, const route_t *route, int6
         }
         json_array_append_new(images, image);
     }
-    //  One image goes with the call itself: one RPC, and media records its
-    //  files in the post's transaction, without an uploads row (measured:
-    //  see docs/benchmarks.md, session 5).
+    //  One image goes with the call itself: one RPC instead of two, and
+    //  media records its files in the post's transaction, without an
+    //  uploads row to insert and delete (the CPU saved was within noise:
+    //  docs/benchmarks.md, session 5).
     if (form->images == 1) {
         void *data = NULL;
         size_t size = 0;
