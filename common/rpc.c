@@ -35,6 +35,7 @@
 #include "protocol.h"
 
 #include <czmq.h>
+#include <signal.h>
 #include <pthread.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -65,6 +66,19 @@ static void s_zsys_init(void)
 void rpc_zsys_init_once(void)
 {
     pthread_once(&s_zsys_once, s_zsys_init);
+}
+
+//  CZMQ's exit handler puts SIGTERM's default action back, and a process
+//  can spend a while between that and its end (the sanitizers check for
+//  leaks then). A second SIGTERM in that window, from an operator or an
+//  orchestrator that repeats itself, would turn a clean exit into death by
+//  signal. Once CZMQ no longer handles signals its exit handler leaves
+//  them alone, so the ignoring holds until the process is gone.
+void rpc_zsys_ignore_stop_signals(void)
+{
+    zsys_handler_set(NULL);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
 }
 
 static zsock_t *s_socket(const char *endpoint)

@@ -40,6 +40,10 @@ typedef struct rpc_client_t rpc_client_t;
 //  worker_new call it; call it before making other sockets in threads.
 void rpc_zsys_init_once(void);
 
+//  For a process past its drain: SIGTERM and SIGINT are ignored from now
+//  on, so a repeated stop signal cannot turn its clean exit into a kill.
+void rpc_zsys_ignore_stop_signals(void);
+
 //  endpoint: the broker's client endpoint (BROKER_URL). NULL on failure.
 rpc_client_t *rpc_client_new(const char *endpoint);
 void rpc_client_destroy(rpc_client_t **self_p);

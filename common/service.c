@@ -440,6 +440,7 @@ int service_main(const service_def_t *def, int argc, char **argv)
     rc = 0;
 
 cleanup:
+    rpc_zsys_ignore_stop_signals();
     for (int64_t i = 0; i < workers; i++) {
         if (threads[i].running) pthread_join(threads[i].thread, NULL);
         worker_destroy(&threads[i].worker);

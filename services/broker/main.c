@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "rpc.h"
 
 #include <czmq.h>
 #include <stdlib.h>
@@ -91,6 +92,7 @@ int main(int argc, char **argv)
     if (!broker) return 1;
     int rc = broker_run(broker);
     if (rc == 0) broker_drain(broker);
+    rpc_zsys_ignore_stop_signals();
     broker_destroy(&broker);
     log_info("broker stopped");
     return rc == 0 ? 0 : 1;
