@@ -141,7 +141,9 @@ int visibility_blocked(visibility_t *self, const int64_t *ids, size_t count, boo
     " EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1::bigint OFFSET 0),"  \
     " EXISTS (SELECT 1 FROM saves s WHERE s.user_id = $1::bigint AND s.post_id = p.id OFFSET 0),"  \
     " (SELECT json_agg(json_build_array(i.key, i.thumb_key, i.width, i.height, i.alt_text)"        \
-    "  ORDER BY i.position)::text FROM post_images i WHERE i.post_id = p.id)"
+    "  ORDER BY i.position)::text FROM post_images i WHERE i.post_id = p.id),"                     \
+    " (SELECT json_build_array(u.username, u.avatar_key)::text FROM users u"                       \
+    "  WHERE u.id = p.author_id)"
 enum {
     POST_COL_ID,
     POST_COL_AUTHOR_ID,
@@ -155,6 +157,10 @@ enum {
     POST_COL_LIKED,
     POST_COL_SAVED,
     POST_COL_IMAGES,
+    //  [username, avatar_key] from the users projection, NULL when it does
+    //  not hold the author yet: what a post shows of its author, without
+    //  a second query (render_posts asks identity for the rest).
+    POST_COL_AUTHOR,
     POST_COLUMNS
 };
 

@@ -1,11 +1,11 @@
 /*  render: post objects (API.md "post") built from POST_SELECT rows.
 
     A page of posts costs one SQL query (POST_SELECT gives counts,
-    liked_by_me and saved_by_me through EXISTS on the primary keys, and the
-    images as one json_agg), one query of media's own users projection for
-    the authors (identity's users.batch only for authors the projection
-    does not hold yet: accounts.c), and at most one graph call for
-    visibility: never a call or a query per post. Arrays come out of Postgres as JSON text
+    liked_by_me and saved_by_me through EXISTS on the primary keys, the
+    images as one json_agg, and each author's name and avatar from media's
+    own users projection), identity's users.batch only for authors the
+    projection does not hold yet (accounts.c), and at most one graph call
+    for visibility: never a call or a query per post. Arrays come out of Postgres as JSON text
    (array_to_json), which jansson parses; no hand-written array literal parsing.
 
     Image URLs are relative, "/media/<key>": the gateway that served the
@@ -220,6 +220,49 @@ json_t *render_post(const PGresult *res, int row, const json_t *author)
     return post;
 }
 
+//  The authors of the rows as "<id>" -> {id, username, avatar_url}: from
+//  POST_COL_AUTHOR, and from identity for the authors the projection does
+//  not hold yet. NULL with *failure set when identity is needed and down.
+static json_t *s_row_authors(call_t *call, const PGresult *res, const int64_t *authors, int rows,
+                             json_t **failure)
+{
+    json_t *users = json_object();
+    int64_t *missing = (int64_t *)zmalloc(sizeof(int64_t) * (size_t)(rows > 0 ? rows : 1));
+    size_t missing_count = 0;
+    for (int row = 0; row < rows; row++) {
+        const char *id = PQgetvalue(res, row, POST_COL_AUTHOR_ID);
+        json_t *projected = PQgetisnull(res, row, POST_COL_AUTHOR)
+                                ? NULL
+                                : json_loads(PQgetvalue(res, row, POST_COL_AUTHOR), 0, NULL);
+        const char *username = json_string_value(json_array_get(projected, 0));
+        if (username) {
+            const char *avatar = json_string_value(json_array_get(projected, 1));
+            json_object_set_new(users, id,
+                                json_pack("{s:s, s:s, s:o}", "id", id, "username", username,
+                                          "avatar_url", render_media_url(avatar)));
+        } else
+            missing[missing_count++] = authors[row];
+        json_decref(projected);
+    }
+    if (missing_count > 0) {
+        json_t *fetched = render_users_from(call, missing, missing_count, false, failure);
+        if (!fetched) {
+            json_decref(users);
+            users = NULL;
+        } else {
+            const char *id;
+            json_t *user;
+            json_object_foreach(fetched, id, user)
+            {
+                json_object_set_new(users, id, render_author(user));
+            }
+            json_decref(fetched);
+        }
+    }
+    freen(missing);
+    return users;
+}
+
 json_t *render_posts(call_t *call, visibility_t *vis, const PGresult *res, int rows,
                      json_t **failure)
 {
@@ -231,7 +274,7 @@ json_t *render_posts(call_t *call, visibility_t *vis, const PGresult *res, int r
     visibility_t *own = vis ? NULL : visibility_new(call);
     if (!vis) vis = own;
     json_t *posts = NULL;
-    json_t *users = render_users(call, authors, (size_t)rows, failure);
+    json_t *users = s_row_authors(call, res, authors, rows, failure);
     if (!users) goto cleanup;
     //  users may come from the projection, one event behind a switch to
     //  private: they render the authors but never tell visibility whether
