@@ -576,7 +576,9 @@ static void test_malformed_frames_are_ignored(void **state)
 //  Holding, bounds, leaving and draining (rolling restarts)
 
 //  A thread making one call on its own client; the result lands in the
-//  struct.
+//  struct. Tests keep their jobs static: a failed assertion leaves the test
+//  while its thread still runs, and the thread must not then write into a
+//  stack frame that is gone (ASan would report that instead of the failure).
 typedef struct {
     const char *endpoint;
     const char *service;
@@ -607,7 +609,8 @@ static void test_hold_until_a_worker_comes(void **state)
     pid_t old = s_start_mock(BROKER_A, "held", 1);
     assert_true(s_wait_served_by(s_client, "held", &old, 1, 5000));
     s_stop_cleanly(old);
-    call_job_t job = {BROKER_A, "held", "echo", 0, 5000, 0, 0};
+    static call_job_t job;
+    job = (call_job_t){BROKER_A, "held", "echo", 0, 5000, 0, 0};
     pthread_t thread;
     pthread_create(&thread, NULL, s_call_job, &job);
     zclock_sleep(400);
@@ -737,7 +740,8 @@ static void test_leaving_worker_answers_what_crossed(void **state)
     worker_request_t request;
     for (int i = 0; i < 20; i++)
         worker_recv(worker, &request, 50);
-    call_job_t job = {BROKER_A, "crossing", "echo", 0, 5000, 0, 0};
+    static call_job_t job;
+    job = (call_job_t){BROKER_A, "crossing", "echo", 0, 5000, 0, 0};
     pthread_t thread;
     pthread_create(&thread, NULL, s_call_job, &job);
     zclock_sleep(300); // the REQUEST is in our socket, not read
@@ -772,7 +776,8 @@ static void test_service_sigterm_answers_what_it_holds(void **state)
 {
     pid_t service = s_start_mock(BROKER_A, "graceful", 1);
     assert_true(s_wait_served_by(s_client, "graceful", &service, 1, 5000));
-    call_job_t job = {BROKER_A, "graceful", "sleep", 600, 5000, 0, 0};
+    static call_job_t job;
+    job = (call_job_t){BROKER_A, "graceful", "sleep", 600, 5000, 0, 0};
     pthread_t thread;
     pthread_create(&thread, NULL, s_call_job, &job);
     zclock_sleep(200);
@@ -797,13 +802,15 @@ static void test_broker_drain_and_bye(void **state)
     s_send_request_raw(raw, "nobody-at-all", "r1", 10); // so the broker knows this client
     assert_int_equal(s_recv_status(raw, 3000, NULL), 503);
 
-    call_job_t slow = {BROKER_C, "drained", "sleep", 800, 5000, 0, 0};
+    static call_job_t slow;
+    slow = (call_job_t){BROKER_C, "drained", "sleep", 800, 5000, 0, 0};
     pthread_t slow_thread;
     pthread_create(&slow_thread, NULL, s_call_job, &slow);
     zclock_sleep(200);
     kill(broker, SIGTERM);
     zclock_sleep(100);
-    call_job_t late = {BROKER_C, "drained", "echo", 0, 6000, 0, 0};
+    static call_job_t late;
+    late = (call_job_t){BROKER_C, "drained", "echo", 0, 6000, 0, 0};
     pthread_t late_thread;
     pthread_create(&late_thread, NULL, s_call_job, &late);
     pthread_join(slow_thread, NULL);
@@ -843,7 +850,8 @@ static void test_broker_drain_serves_nested_calls(void **state)
     worker_request_t request;
     for (int i = 0; i < 10; i++)
         worker_recv(parent, &request, 50);
-    call_job_t job = {BROKER_C, "parent", "echo", 0, 5000, 0, 0};
+    static call_job_t job;
+    job = (call_job_t){BROKER_C, "parent", "echo", 0, 5000, 0, 0};
     pthread_t thread;
     pthread_create(&thread, NULL, s_call_job, &job);
     assert_int_equal(worker_recv(parent, &request, 3000), 1); // in progress
