@@ -133,6 +133,9 @@ typedef struct {
 //  The relation of viewer (0 = anonymous) to each of ids[0..n), in one
 //  query; out[i] is for ids[i]. 0 or -1.
 int graph_relations(db_t *db, int64_t viewer, size_t n, const int64_t *ids, graph_relation_t *out);
+//  The same decision of can_view, known, is_private and blocked, with
+//  less work: the other fields are unset (relations.visible).
+int graph_visibility(db_t *db, int64_t viewer, size_t n, const int64_t *ids, graph_relation_t *out);
 //  The relations.batch object of one relation.
 json_t *graph_relation_json(const graph_relation_t *relation);
 

@@ -1,11 +1,13 @@
 /*  relations: how one viewer relates to many users, in one query.
 
-    graph_relations() is the single place that decides followers_count,
+    s_relations() is the single place that decides followers_count,
     following_count, followed_by_me, follows_me, follow_state, blocked and
-    can_view. It answers relations.batch (users_decorate in other services),
-    relations.visible (media's visibility function), the relation fields of
-    graph's own lists, and the access check of the followers and following
-    lists, so the rules cannot drift apart. The query unnests the asked ids
+    can_view. Through graph_relations() it answers relations.batch
+    (users_decorate in other services), the relation fields of graph's own
+    lists, and the access check of the followers and following lists;
+    through graph_visibility(), with a query that reads only what can_view
+    needs, relations.visible (media's visibility function, asked for every
+    page of posts). So the rules cannot drift apart. The query unnests the asked ids
     WITH ORDINALITY and joins the projection and the counters, with one
     primary-key probe per relation per id: a page of 20 users, or a feed
     page's 20 authors, is one round trip to Postgres.
@@ -39,33 +41,48 @@
 #include <czmq.h>
 #include <string.h>
 
-int graph_relations(db_t *db, int64_t viewer, size_t n, const int64_t *ids, graph_relation_t *out)
+//  The columns both queries give, in order: id, known, is_private,
+//  followers_count, following_count, followed_by_me, follows_me, requested,
+//  blocked (s_relations reads them).
+#define FOLLOWED_BY_VIEWER_SQL                                                                     \
+    "EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $2::bigint"                             \
+    "        AND f.followee_id = u.id OFFSET 0)"
+#define BLOCKED_EITHER_WAY_SQL                                                                     \
+    " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $2::bigint AND b.blocked_id = u.id"      \
+    "         OFFSET 0)"                                                                           \
+    " OR EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = $2::bigint"   \
+    "         OFFSET 0)"
+#define ASKED_IDS_SQL                                                                              \
+    " FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord)"                                     \
+    " LEFT JOIN LATERAL (SELECT id, is_private FROM users WHERE id = u.id OFFSET 0) p ON true"
+
+static const char s_relations_sql[] =
+    "SELECT u.id, p.id IS NOT NULL, coalesce(p.is_private, true),"
+    " coalesce(c.followers_count, 0), coalesce(c.following_count, 0), " FOLLOWED_BY_VIEWER_SQL ","
+    " EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = u.id"
+    "         AND f.followee_id = $2::bigint OFFSET 0),"
+    " EXISTS (SELECT 1 FROM follow_requests r WHERE r.follower_id = $2::bigint"
+    "         AND r.followee_id = u.id OFFSET 0)," BLOCKED_EITHER_WAY_SQL ASKED_IDS_SQL
+    " LEFT JOIN LATERAL (SELECT followers_count, following_count FROM counts"
+    "                    WHERE user_id = u.id OFFSET 0) c ON true"
+    " ORDER BY u.ord";
+
+//  Only what can_view needs: no counters, and the follow edge probed for
+//  private accounts alone (a CASE runs only the branch it takes).
+static const char s_visibility_sql[] =
+    "SELECT u.id, p.id IS NOT NULL, coalesce(p.is_private, true), 0, 0,"
+    " CASE WHEN coalesce(p.is_private, true) THEN " FOLLOWED_BY_VIEWER_SQL " ELSE false END,"
+    " false, false," BLOCKED_EITHER_WAY_SQL ASKED_IDS_SQL " ORDER BY u.ord";
+
+static int s_relations(db_t *db, const char *sql, int64_t viewer, size_t n, const int64_t *ids,
+                       graph_relation_t *out)
 {
     if (n == 0) return 0;
     char *array = graph_id_array(n, ids);
     char viewer_text[GRAPH_ID_TEXT];
     ids_format(viewer > 0 ? viewer : 0, viewer_text, sizeof viewer_text);
     const char *params[] = {array, viewer_text};
-    PGresult *res = db_query(
-        db,
-        "SELECT u.id, p.id IS NOT NULL, coalesce(p.is_private, true),"
-        " coalesce(c.followers_count, 0), coalesce(c.following_count, 0),"
-        " EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $2::bigint"
-        "         AND f.followee_id = u.id OFFSET 0),"
-        " EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = u.id"
-        "         AND f.followee_id = $2::bigint OFFSET 0),"
-        " EXISTS (SELECT 1 FROM follow_requests r WHERE r.follower_id = $2::bigint"
-        "         AND r.followee_id = u.id OFFSET 0),"
-        " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = $2::bigint AND b.blocked_id = u.id"
-        "         OFFSET 0)"
-        " OR EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = u.id AND b.blocked_id = $2::bigint"
-        "         OFFSET 0)"
-        " FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord)"
-        " LEFT JOIN LATERAL (SELECT id, is_private FROM users WHERE id = u.id OFFSET 0) p ON true"
-        " LEFT JOIN LATERAL (SELECT followers_count, following_count FROM counts"
-        "                    WHERE user_id = u.id OFFSET 0) c ON true"
-        " ORDER BY u.ord",
-        2, params);
+    PGresult *res = db_query(db, sql, 2, params);
     free(array);
     if (!res) return -1;
     if ((size_t)PQntuples(res) != n) {
@@ -90,6 +107,16 @@ int graph_relations(db_t *db, int64_t viewer, size_t n, const int64_t *ids, grap
     }
     PQclear(res);
     return 0;
+}
+
+int graph_relations(db_t *db, int64_t viewer, size_t n, const int64_t *ids, graph_relation_t *out)
+{
+    return s_relations(db, s_relations_sql, viewer, n, ids, out);
+}
+
+int graph_visibility(db_t *db, int64_t viewer, size_t n, const int64_t *ids, graph_relation_t *out)
+{
+    return s_relations(db, s_visibility_sql, viewer, n, ids, out);
 }
 
 json_t *graph_relation_json(const graph_relation_t *relation)
@@ -204,13 +231,13 @@ json_t *relations_visible(call_t *call)
     json_t *reply = s_ids_arg(call, &ids, &n);
     if (reply) return reply;
     graph_relation_t *relations = zmalloc((n + 1) * sizeof *relations);
-    int rc = graph_relations(call->db, call->viewer_id, n, ids, relations);
+    int rc = graph_visibility(call->db, call->viewer_id, n, ids, relations);
     bool missing = false;
     for (size_t i = 0; rc == 0 && i < n; i++)
         missing |= !relations[i].known && !relations[i].blocked;
     if (rc == 0 && missing) {
         s_learn_missing(call, n, relations);
-        rc = graph_relations(call->db, call->viewer_id, n, ids, relations);
+        rc = graph_visibility(call->db, call->viewer_id, n, ids, relations);
     }
     if (rc != 0) {
         reply = graph_internal("relations.visible");

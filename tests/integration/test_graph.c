@@ -835,6 +835,31 @@ static void test_internal_methods(void **state)
                   json_pack("{s:[s,s]}", "ids", owl_id, fox_id));
     assert_int_equal(json_array_size(json_object_get(reply_body(reply), "visible")), 0);
     json_decref(reply);
+    //  relations.visible reads less than relations.batch (graph_visibility)
+    //  but must decide the same: for every viewer, the visible ids are
+    //  exactly those whose can_view is true.
+    const char *viewers[] = {owl_id, fox_id, elk_id, "0"};
+    for (size_t v = 0; v < sizeof viewers / sizeof viewers[0]; v++) {
+        int64_t viewer = s_id_number(viewers[v]);
+        json_t *batch = s_rpc("graph", "relations.batch", viewer,
+                              json_pack("{s:[s,s,s]}", "ids", owl_id, fox_id, elk_id));
+        json_t *seen = s_rpc("graph", "relations.visible", viewer,
+                             json_pack("{s:[s,s,s]}", "ids", owl_id, fox_id, elk_id));
+        assert_int_equal(reply_status(seen), 200);
+        json_t *can = json_object_get(reply_body(batch), "relations");
+        size_t expected = 0;
+        const char *ids[] = {owl_id, fox_id, elk_id};
+        for (size_t i = 0; i < 3; i++) {
+            if (!s_bool(json_object_get(can, ids[i]), "can_view")) continue;
+            json_t *at = json_array_get(json_object_get(reply_body(seen), "visible"), expected++);
+            assert_non_null(at);
+            assert_string_equal(json_string_value(at), ids[i]);
+        }
+        assert_int_equal(json_array_size(json_object_get(reply_body(seen), "visible")), expected);
+        json_decref(batch);
+        json_decref(seen);
+    }
+
     //  A user graph has not heard of yet is looked up in identity.
     json_t *newbie = s_register("newbie");
     reply = s_rpc("graph", "relations.visible", 0, json_pack("{s:[s]}", "ids", s_id(newbie)));
