@@ -40,7 +40,8 @@
     a SUB socket subscribed to "<producer>." for every producer named in the
     routes, and an rpc client for events.replay. Events run in one
     transaction per batch of one producer's events (a replay page, or the
-    run of live events waiting on the socket, at most EVENTS_HANDLE_BATCH):
+    run of live events waiting on the socket, at most EVENTS_HANDLE_BATCH,
+    gathered for EVENTS_LINGER_MS first while the stream is busy):
     lock the producer's offset row (inserted at 0 when missing), and for
     each event compare, run the route's handler; then store the new
     offset, commit. So the handlers' effects and the offset commit or roll
@@ -84,6 +85,7 @@
 #define EVENTS_REPLAY_MS 3000    // subscriber's periodic replay (EVENTS_REPLAY_MS)
 #define EVENTS_REPLAY_LIMIT 500  // default and page size of a replay
 #define EVENTS_HANDLE_BATCH 500  // events of one producer handled in one transaction
+#define EVENTS_LINGER_MS 10      // how long a busy stream is gathered before a batch
 #define EVENTS_REPLAY_LIMIT_MAX 1000
 #define EVENTS_REPLAY_PAGES 20      // pages per replay call before looking at the pipe
 #define EVENTS_RPC_TIMEOUT_MS 3000  // one replay call
@@ -629,6 +631,8 @@ typedef struct {
     void *state;
     int64_t replay_ms;
     size_t batch_max;              // events a transaction (EVENTS_HANDLE_BATCH; 1 = one each)
+    int64_t linger_ms;             // EVENTS_LINGER_MS: gather a busy stream this long
+    int64_t last_drain;            // when the last drain ended (zclock_mono)
     events_handler_fn batch_end;   // EVENTS_BATCH_END route, or NULL
     events_handler_fn batch_reset; // EVENTS_BATCH_RESET route, or NULL
 } subscriber_t;
@@ -1095,16 +1099,19 @@ static void s_on_live(subscriber_t *self, producer_t *producer, json_t **objects
 }
 
 //  Drains up to 1000 waiting messages (then back to the pipe and the
-//  timers), handling each run of one producer's events together.
-static void s_drain(subscriber_t *self)
+//  timers), handling each run of one producer's events together. Returns
+//  how many messages it read.
+static int s_drain(subscriber_t *self)
 {
     json_t *objects[EVENTS_HANDLE_BATCH];
     event_t events[EVENTS_HANDLE_BATCH];
     producer_t *run = NULL;
     size_t count = 0;
+    int read = 0;
     for (int i = 0; i < 1000 && (zsock_events(self->sub) & ZMQ_POLLIN); i++) {
         zmsg_t *msg = zmsg_recv(self->sub);
         if (!msg) break;
+        read++;
         producer_t *producer = NULL;
         event_t event;
         json_t *object = s_parse_message(self, msg, &event, &producer);
@@ -1123,6 +1130,19 @@ static void s_drain(subscriber_t *self)
     if (count > 0) s_on_live(self, run, objects, events, count);
     for (size_t k = 0; k < count; k++)
         json_decref(objects[k]);
+    return read;
+}
+
+//  True when events arrive again soon after the last drain that read some: the stream is
+//  busy, and waiting EVENTS_LINGER_MS lets the events of those milliseconds
+//  share one transaction and each handler's one statement per batch. Under
+//  the bench's like load the batches held 1.6 rows on average, and the
+//  consumers' statements cost more per call than the request's own insert
+//  (docs/benchmarks.md, session 6). An event after a quiet spell is handled
+//  at once, so a lone post or like does not wait.
+static bool s_stream_is_busy(const subscriber_t *self)
+{
+    return self->linger_ms > 0 && zclock_mono() - self->last_drain < self->linger_ms;
 }
 
 static void s_subscriber_actor(zsock_t *pipe, void *args)
@@ -1158,7 +1178,9 @@ static void s_subscriber_actor(zsock_t *pipe, void *args)
             zstr_free(&command);
             if (stop) break;
         }
-        s_drain(self);
+        if ((items[1].revents & ZMQ_POLLIN) && s_stream_is_busy(self))
+            zmq_poll(items, 1, self->linger_ms); // a command cuts it short
+        if (s_drain(self) > 0) self->last_drain = zclock_mono();
     }
     s_subscriber_free(&self);
 }
@@ -1175,6 +1197,8 @@ events_subscriber_t *events_subscriber_new(const char *database_url, const char 
     sub->batch_max = batch_max >= 1 && batch_max <= EVENTS_HANDLE_BATCH ? (size_t)batch_max
                                                                         : EVENTS_HANDLE_BATCH;
     if (sub->replay_ms < 10) sub->replay_ms = EVENTS_REPLAY_MS;
+    sub->linger_ms = config_int("EVENTS_LINGER_MS", EVENTS_LINGER_MS);
+    if (sub->linger_ms < 0 || sub->linger_ms > 1000) sub->linger_ms = EVENTS_LINGER_MS;
     size_t count = 0;
     while (routes[count].topic)
         count++;

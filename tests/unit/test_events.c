@@ -959,6 +959,62 @@ static void test_backlog_is_handled_in_batches(void **state)
     zstr_free(&producer);
 }
 
+//  EVENTS_LINGER_MS: an event after a quiet spell is handled at once; events
+//  arriving while the stream is busy are gathered for that long and share
+//  one transaction. (Linger 1 s here so the timing is unmistakable; the
+//  default is 10 ms.)
+static void test_busy_stream_is_gathered(void **state)
+{
+    char *producer = s_name("linger");
+    char *consumer = s_name("lingerc");
+    db_t *db = s_db(producer);
+    db_t *consumer_db = s_db(consumer);
+    assert_int_equal(db_exec_script(consumer_db,
+                                    "CREATE TABLE batch_effects (seq bigint, tx bigint);"
+                                    "CREATE TABLE batch_ends (tx bigint, events int)"),
+                     0);
+    events_publisher_t *publisher = events_publisher_new(s_url, producer, BUS_IN);
+    assert_non_null(publisher);
+    handler_state_t handler = {0};
+    char *route_topic = zsys_sprintf("%s.item.created", producer);
+    events_route_t routes[] = {
+        {route_topic, s_record_transaction}, {EVENTS_BATCH_END, s_batch_end}, {NULL, NULL}};
+    setenv("EVENTS_LINGER_MS", "1000", 1);
+    events_subscriber_t *subscriber =
+        events_subscriber_new(s_url, consumer, BUS_OUT, FAKE_BROKER, routes, &handler);
+    unsetenv("EVENTS_LINGER_MS");
+    assert_non_null(subscriber);
+    zclock_sleep(SETTLE_MS);
+
+    //  A lone event: not held for the linger.
+    int64_t started = zclock_mono();
+    s_emit(db, 0, 1, "item.created");
+    assert_int_equal(s_wait_count(consumer_db, "SELECT last_seq FROM event_offsets", 1, 5000), 1);
+    int64_t took = zclock_mono() - started;
+    print_message("lone event handled after %lld ms\n", (long long)took);
+    assert_true(took < 800);
+
+    //  Five commits 30 ms apart, right after: one transaction gathers them.
+    for (int i = 1; i <= 5; i++) {
+        s_emit(db, i, 1, "item.created");
+        zclock_sleep(30);
+    }
+    assert_int_equal(s_wait_count(consumer_db, "SELECT last_seq FROM event_offsets", 6, 10000), 6);
+    long transactions =
+        s_count(consumer_db, "SELECT count(DISTINCT tx) FROM batch_effects WHERE seq > 1");
+    print_message("five busy events: %ld transactions\n", transactions);
+    assert_true(transactions <= 2);
+    s_assert_batch_ends(consumer_db, 6);
+
+    events_subscriber_destroy(&subscriber);
+    events_publisher_destroy(&publisher);
+    zstr_free(&route_topic);
+    db_destroy(&consumer_db);
+    db_destroy(&db);
+    zstr_free(&consumer);
+    zstr_free(&producer);
+}
+
 static void test_bad_arguments(void **state)
 {
     assert_null(events_publisher_new(s_url, "Bad Name", BUS_IN));
@@ -1105,6 +1161,7 @@ int main(void)
         cmocka_unit_test(test_failing_handler_is_retried),
         cmocka_unit_test(test_two_consumer_instances_handle_once),
         cmocka_unit_test(test_backlog_is_handled_in_batches),
+        cmocka_unit_test(test_busy_stream_is_gathered),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test_teardown(test_through_the_real_broker, s_stop_broker),
     };
