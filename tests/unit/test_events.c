@@ -857,6 +857,41 @@ static void s_assert_batch_ends(db_t *consumer_db, long expected)
                      expected);
 }
 
+//  A producer with its publisher and a consumer schema with the tables of
+//  s_record_transaction and s_batch_end: what the batch tests share.
+typedef struct {
+    char *producer, *consumer;
+    db_t *db, *consumer_db;
+    events_publisher_t *publisher;
+} batch_fixture_t;
+
+static batch_fixture_t s_batch_fixture(const char *tag)
+{
+    batch_fixture_t self = {0};
+    self.producer = s_name(tag);
+    char *consumer_tag = zsys_sprintf("%sc", tag);
+    self.consumer = s_name(consumer_tag);
+    zstr_free(&consumer_tag);
+    self.db = s_db(self.producer);
+    self.consumer_db = s_db(self.consumer);
+    assert_int_equal(db_exec_script(self.consumer_db,
+                                    "CREATE TABLE batch_effects (seq bigint, tx bigint);"
+                                    "CREATE TABLE batch_ends (tx bigint, events int)"),
+                     0);
+    self.publisher = events_publisher_new(s_url, self.producer, BUS_IN);
+    assert_non_null(self.publisher);
+    return self;
+}
+
+static void s_batch_fixture_free(batch_fixture_t *self)
+{
+    events_publisher_destroy(&self->publisher);
+    db_destroy(&self->consumer_db);
+    db_destroy(&self->db);
+    zstr_free(&self->consumer);
+    zstr_free(&self->producer);
+}
+
 //  A backlog is handled many events per transaction (replay pages and live
 //  bursts), each exactly once; a handler failing inside a batch undoes the
 //  whole batch, which then goes event by event: the events before the
@@ -864,16 +899,9 @@ static void s_assert_batch_ends(db_t *consumer_db, long expected)
 //  doubled, and the offset ends at the last seq.
 static void test_backlog_is_handled_in_batches(void **state)
 {
-    char *producer = s_name("batch");
-    char *consumer = s_name("batchc");
-    db_t *db = s_db(producer);
-    db_t *consumer_db = s_db(consumer);
-    assert_int_equal(db_exec_script(consumer_db,
-                                    "CREATE TABLE batch_effects (seq bigint, tx bigint);"
-                                    "CREATE TABLE batch_ends (tx bigint, events int)"),
-                     0);
-    events_publisher_t *publisher = events_publisher_new(s_url, producer, BUS_IN);
-    assert_non_null(publisher);
+    batch_fixture_t fixture = s_batch_fixture("batch");
+    const char *producer = fixture.producer, *consumer = fixture.consumer;
+    db_t *db = fixture.db, *consumer_db = fixture.consumer_db;
     //  1,200 events before anyone listens (replay pages of 500), emitted
     //  with events_emit_many, in order.
     json_t *payloads = json_array();
@@ -951,12 +979,8 @@ static void test_backlog_is_handled_in_batches(void **state)
     s_assert_batch_ends(consumer_db, 1550);
 
     events_subscriber_destroy(&subscriber);
-    events_publisher_destroy(&publisher);
     zstr_free(&route_topic);
-    db_destroy(&consumer_db);
-    db_destroy(&db);
-    zstr_free(&consumer);
-    zstr_free(&producer);
+    s_batch_fixture_free(&fixture);
 }
 
 //  EVENTS_LINGER_MS: an event after a quiet spell is handled at once; events
@@ -965,16 +989,9 @@ static void test_backlog_is_handled_in_batches(void **state)
 //  default is 10 ms.)
 static void test_busy_stream_is_gathered(void **state)
 {
-    char *producer = s_name("linger");
-    char *consumer = s_name("lingerc");
-    db_t *db = s_db(producer);
-    db_t *consumer_db = s_db(consumer);
-    assert_int_equal(db_exec_script(consumer_db,
-                                    "CREATE TABLE batch_effects (seq bigint, tx bigint);"
-                                    "CREATE TABLE batch_ends (tx bigint, events int)"),
-                     0);
-    events_publisher_t *publisher = events_publisher_new(s_url, producer, BUS_IN);
-    assert_non_null(publisher);
+    batch_fixture_t fixture = s_batch_fixture("linger");
+    const char *producer = fixture.producer, *consumer = fixture.consumer;
+    db_t *db = fixture.db, *consumer_db = fixture.consumer_db;
     handler_state_t handler = {0};
     char *route_topic = zsys_sprintf("%s.item.created", producer);
     events_route_t routes[] = {
@@ -1007,12 +1024,8 @@ static void test_busy_stream_is_gathered(void **state)
     s_assert_batch_ends(consumer_db, 6);
 
     events_subscriber_destroy(&subscriber);
-    events_publisher_destroy(&publisher);
     zstr_free(&route_topic);
-    db_destroy(&consumer_db);
-    db_destroy(&db);
-    zstr_free(&consumer);
-    zstr_free(&producer);
+    s_batch_fixture_free(&fixture);
 }
 
 static void test_bad_arguments(void **state)
