@@ -20,6 +20,14 @@
 # not matter, speed does). max_connections is 200. The server log is
 # DATADIR/log/postgresql.log.
 #
+# shared_buffers is PG_SHARED_BUFFERS (a size such as 512MB) or, by default,
+# an eighth of the machine's memory between 128MB and 1GB, given at each start
+# so an existing cluster follows the machine. Postgres's own 128MB left a
+# 1,000,000-post search schema (322 MB of posts) reading most pages from the
+# OS cache: post search p99 62 ms with 128MB, 37 ms with 1GB on this 24 GiB
+# machine (docs/benchmarks.md, session 7). Linux commits the memory only as
+# pages are used, so the small clusters of the tests do not take it.
+#
 # PG_LISTEN=ADDRESS at start also listens on that address (besides
 # 127.0.0.1) and trusts clients from the networks of the host's own
 # interfaces (pg_hba `samenet`). For tests whose hosts are network
@@ -159,6 +167,19 @@ running_port() {
     sed -n '4p' "$CLUSTER/postmaster.pid" 2>/dev/null
 }
 
+# An eighth of MemTotal in MB, clamped to 128..1024, unless PG_SHARED_BUFFERS.
+shared_buffers() {
+    if [ -n "${PG_SHARED_BUFFERS:-}" ]; then
+        [[ $PG_SHARED_BUFFERS =~ ^[0-9]+(kB|MB|GB)$ ]] ||
+            die "bad PG_SHARED_BUFFERS (a size such as 512MB): $PG_SHARED_BUFFERS"
+        echo "$PG_SHARED_BUFFERS"
+        return
+    fi
+    awk '/^MemTotal:/ { mb = int($2 / 1024 / 8); if (mb < 128) mb = 128;
+        if (mb > 1024) mb = 1024; print mb "MB"; found = 1 }
+        END { if (!found) print "128MB" }' /proc/meminfo 2>/dev/null || echo 128MB
+}
+
 do_initdb() {
     local sock=$1
     mkdir -p -- "$CLUSTER"
@@ -180,7 +201,6 @@ do_initdb() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$sock'
 max_connections = 200
-shared_buffers = 128MB
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_messages = warning
 log_min_error_statement = panic
@@ -216,7 +236,9 @@ cmd_start() {
         echo "postgresql://app@127.0.0.1:$port/app"
         return 0
     fi
-    local opts="-p $port"
+    local buffers
+    buffers=$(shared_buffers) || exit 1
+    local opts="-p $port -c shared_buffers=$buffers"
     if [ "${PG_FAST:-0}" = 1 ]; then
         opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     fi
