@@ -15,6 +15,10 @@ local tokens, users, posts = {}, {}, {}
 local members = {} -- { token, { conversation_id... } } for each token user in one
 local jpeg
 local flip = false
+local LIKE_LAG = 32
+-- the like scenario's queue of { token, post }: entries liked_first..liked_last
+-- (explicit bounds: # is not defined on a table with holes at its start)
+local liked, liked_first, liked_last = {}, 1, 0
 
 local function lines(path)
   local t = {}
@@ -64,6 +68,10 @@ local function json_headers()
   return h
 end
 
+local function signed_json_headers(token)
+  return { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
+end
+
 -- A random signed-in participant and one of their conversations' paths.
 local function my_conversation()
   local member = pick(members)
@@ -99,10 +107,25 @@ local builders = {
     return wrk.format("GET", "/api/v1/users/" .. pick(users) .. "/posts", auth())
   end,
   like = function()
-    -- like then unlike: each connection alternates, so counts stay bounded
+    -- like, then unlike the same post as the same user: likes and unlikes
+    -- alternate, and an unlike takes the oldest like of this thread once
+    -- more than LIKE_LAG are queued (more than the thread's connections),
+    -- so its like has been answered. Counts stay bounded, and every
+    -- unlike removes a like (an unlike of a random pair would mostly find
+    -- nothing to remove, and cost less than a real one).
     flip = not flip
-    return wrk.format(flip and "POST" or "DELETE",
-                      "/api/v1/posts/" .. pick(posts) .. "/like", json_headers(), "{}")
+    if flip or liked_last - liked_first + 1 <= LIKE_LAG then
+      local token, post = pick(tokens), pick(posts)
+      liked_last = liked_last + 1
+      liked[liked_last] = { token, post }
+      return wrk.format("POST", "/api/v1/posts/" .. post .. "/like",
+                        signed_json_headers(token), "{}")
+    end
+    local pair = liked[liked_first]
+    liked[liked_first] = nil
+    liked_first = liked_first + 1
+    return wrk.format("DELETE", "/api/v1/posts/" .. pair[2] .. "/like",
+                      signed_json_headers(pair[1]), "{}")
   end,
   comment = function()
     return wrk.format("POST", "/api/v1/posts/" .. pick(posts) .. "/comments",
