@@ -113,3 +113,32 @@ fail:
     json_decref(reply);
     return NULL;
 }
+
+//  The value of key in map, or NULL.
+static const msgpack_object *s_map_get(const msgpack_object *map, const char *key)
+{
+    size_t length = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *name = &map->via.map.ptr[i].key;
+        if (name->type == MSGPACK_OBJECT_STR && name->via.str.size == length &&
+            memcmp(name->via.str.ptr, key, length) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+json_t *envelope_reply_decode_lazy(const void *data, size_t size, msgpack_unpacked *unpacked,
+                                   const msgpack_object **body_out)
+{
+    *body_out = NULL;
+    if (msgjson_unpack(data, size, unpacked) != 0) return NULL;
+    const msgpack_object *map = &unpacked->data;
+    if (map->type != MSGPACK_OBJECT_MAP) return NULL;
+    const msgpack_object *status = s_map_get(map, "status");
+    const msgpack_object *body = s_map_get(map, "body");
+    if (!status || status->type != MSGPACK_OBJECT_POSITIVE_INTEGER || status->via.u64 < 100 ||
+        status->via.u64 > 599 || !body || s_map_get(map, "error"))
+        return envelope_reply_decode(data, size);
+    *body_out = body;
+    return json_pack("{s:I}", "status", (json_int_t)status->via.u64);
+}

@@ -14,6 +14,7 @@
 #define ENVELOPE_H_INCLUDED
 
 #include <jansson.h>
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,16 @@ char *envelope_reply_encode(const json_t *reply, size_t *size_out);
 //  Decodes a reply; returns a new reference, or NULL when malformed (not an
 //  object, no integer status in 100..599, or neither body nor error object).
 json_t *envelope_reply_decode(const void *data, size_t size);
+
+//  For a caller that writes a success body out itself (the gateway, as
+//  JSON text): unpacks the reply into unpacked (the caller inits and
+//  destroys it; it points into data, which must outlive it). When the reply
+//  is {status: 100..599, body} without an error, returns {status} alone and
+//  *body_out points at the body inside unpacked, not yet checked (msgjson_
+//  write_text refuses what envelope_reply_decode would). Otherwise returns
+//  envelope_reply_decode(data, size) and *body_out is NULL.
+json_t *envelope_reply_decode_lazy(const void *data, size_t size, msgpack_unpacked *unpacked,
+                                   const msgpack_object **body_out);
 
 //  Unix time in ms (CLOCK_REALTIME).
 int64_t envelope_now_ms(void);

@@ -34,4 +34,26 @@ json_t *msgjson_decode(const void *data, size_t size);
 //  Converts an already unpacked msgpack object. NULL on refused input.
 json_t *msgjson_from_object(const msgpack_object *object);
 
+//  Unpacks exactly one msgpack value that fills data[0..size) into unpacked
+//  (the caller inits and destroys it), with msgjson_decode's checks of the
+//  declared lengths. Its strings point into data, which must outlive it.
+//  0, or -1 on malformed input or trailing bytes.
+int msgjson_unpack(const void *data, size_t size, msgpack_unpacked *unpacked);
+
+//  A growing buffer of JSON text; {0} is empty. Not NUL-terminated.
+typedef struct {
+    char *data;
+    size_t size;
+    size_t capacity;
+} msgjson_text_t;
+
+//  Appends the compact JSON text of object: what json_dumps(tree,
+//  JSON_COMPACT | JSON_ENCODE_ANY) writes for msgjson_from_object(object),
+//  without building the tree (a repeated map key is written as it is).
+//  0, or -1 when msgjson_from_object would refuse object (text is then as
+//  it was before the call).
+int msgjson_write_text(msgjson_text_t *text, const msgpack_object *object);
+
+void msgjson_text_free(msgjson_text_t *text);
+
 #endif

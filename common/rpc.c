@@ -194,10 +194,41 @@ static bool s_is_our_reply(zmsg_t *msg, const char *service, const char *correla
            zframe_streq(service_frame, service) && zframe_streq(correlation_frame, correlation);
 }
 
+void rpc_body_init(rpc_body_t *body)
+{
+    body->msg = NULL;
+    body->body = NULL;
+    msgpack_unpacked_init(&body->unpacked);
+}
+
+void rpc_body_clear(rpc_body_t *body)
+{
+    msgpack_unpacked_destroy(&body->unpacked);
+    zmsg_t *msg = (zmsg_t *)body->msg;
+    zmsg_destroy(&msg);
+    rpc_body_init(body);
+}
+
+//  The reply in frame: decoded, or with a success body left in msgpack for
+//  lazy (which then keeps msg, as the body points into it).
+static json_t *s_decode_reply(zmsg_t **msg_p, zframe_t *frame, rpc_body_t *lazy)
+{
+    if (!lazy) return envelope_reply_decode(zframe_data(frame), zframe_size(frame));
+    rpc_body_clear(lazy);
+    json_t *reply = envelope_reply_decode_lazy(zframe_data(frame), zframe_size(frame),
+                                               &lazy->unpacked, &lazy->body);
+    if (lazy->body) {
+        lazy->msg = *msg_p;
+        *msg_p = NULL;
+    }
+    return reply;
+}
+
 //  Waits for this call's reply until deadline_ms; discards any other.
 //  NULL when the broker said BYE first (the request was not read).
 static json_t *s_wait_reply(rpc_client_t *self, const char *service, const char *correlation,
-                            int64_t deadline_ms, void **reply_blob, size_t *reply_blob_size)
+                            int64_t deadline_ms, void **reply_blob, size_t *reply_blob_size,
+                            rpc_body_t *lazy)
 {
     void *handle = zsock_resolve(self->sock);
     while (true) {
@@ -226,7 +257,7 @@ static json_t *s_wait_reply(rpc_client_t *self, const char *service, const char 
         for (int skip = 0; skip < 3; skip++)
             zmsg_next(msg);
         zframe_t *frame = zmsg_next(msg);
-        json_t *reply = envelope_reply_decode(zframe_data(frame), zframe_size(frame));
+        json_t *reply = s_decode_reply(&msg, frame, lazy);
         if (reply && has_blob && reply_blob) {
             zframe_t *blob = zmsg_last(msg);
             size_t size = zframe_size(blob);
@@ -250,17 +281,40 @@ static json_t *s_wait_reply(rpc_client_t *self, const char *service, const char 
     return reply_error(504, ERR_TIMEOUT, "the service did not answer in time");
 }
 
+static json_t *s_call(rpc_client_t *self, const char *service, const char *method,
+                      int64_t viewer_id, const json_t *args, const void *blob, size_t blob_size,
+                      const char *request_id, int64_t deadline_ms, void **reply_blob,
+                      size_t *reply_blob_size, rpc_body_t *lazy);
+
 json_t *rpc_call(rpc_client_t *self, const char *service, const char *method, int64_t viewer_id,
                  const json_t *args, const char *request_id, int64_t deadline_ms)
 {
-    return rpc_call_blob(self, service, method, viewer_id, args, NULL, 0, request_id, deadline_ms,
-                         NULL, NULL);
+    return s_call(self, service, method, viewer_id, args, NULL, 0, request_id, deadline_ms, NULL,
+                  NULL, NULL);
+}
+
+json_t *rpc_call_lazy(rpc_client_t *self, const char *service, const char *method,
+                      int64_t viewer_id, const json_t *args, const char *request_id,
+                      int64_t deadline_ms, rpc_body_t *body)
+{
+    assert(body);
+    return s_call(self, service, method, viewer_id, args, NULL, 0, request_id, deadline_ms, NULL,
+                  NULL, body);
 }
 
 json_t *rpc_call_blob(rpc_client_t *self, const char *service, const char *method,
                       int64_t viewer_id, const json_t *args, const void *blob, size_t blob_size,
                       const char *request_id, int64_t deadline_ms, void **reply_blob,
                       size_t *reply_blob_size)
+{
+    return s_call(self, service, method, viewer_id, args, blob, blob_size, request_id, deadline_ms,
+                  reply_blob, reply_blob_size, NULL);
+}
+
+static json_t *s_call(rpc_client_t *self, const char *service, const char *method,
+                      int64_t viewer_id, const json_t *args, const void *blob, size_t blob_size,
+                      const char *request_id, int64_t deadline_ms, void **reply_blob,
+                      size_t *reply_blob_size, rpc_body_t *lazy)
 {
     assert(self && service && method);
     if (reply_blob) {
@@ -309,7 +363,8 @@ json_t *rpc_call_blob(rpc_client_t *self, const char *service, const char *metho
             reply = reply_error(504, ERR_TIMEOUT, "the broker could not be reached in time");
             break;
         }
-        reply = s_wait_reply(self, service, correlation, deadline_ms, reply_blob, reply_blob_size);
+        reply = s_wait_reply(self, service, correlation, deadline_ms, reply_blob, reply_blob_size,
+                             lazy);
         if (!reply) {
             //  BYE: never read by the broker that left. Again, on a new
             //  socket, to the next one.

@@ -22,6 +22,7 @@
 #define RPC_H_INCLUDED
 
 #include <jansson.h>
+#include <msgpack.h>
 #include <stdint.h>
 
 #define RPC_DEFAULT_TIMEOUT_MS 5000
@@ -65,5 +66,27 @@ json_t *rpc_call_blob(rpc_client_t *self, const char *service, const char *metho
                       int64_t viewer_id, const json_t *args, const void *blob, size_t blob_size,
                       const char *request_id, int64_t deadline_ms, void **reply_blob,
                       size_t *reply_blob_size);
+
+//  A success reply's body left in msgpack, for a caller that writes it out
+//  itself (the gateway writes it as JSON text, msgjson_write_text) instead
+//  of having it built as a jansson tree first.
+typedef struct {
+    void *msg;                  // the reply message (zmsg_t) the body points into
+    msgpack_unpacked unpacked;  // the reply, unpacked
+    const msgpack_object *body; // the body, or NULL: then the reply object has it
+} rpc_body_t;
+
+void rpc_body_init(rpc_body_t *body);
+//  Frees what a call left in body and makes it empty again.
+void rpc_body_clear(rpc_body_t *body);
+
+//  rpc_call, except that a success reply ({status, body}, no error) comes
+//  back as {status} alone with its body in body->body (valid until
+//  rpc_body_clear; not checked yet: msgjson_write_text refuses what
+//  rpc_call would have answered 500 for). Every other reply is as rpc_call
+//  returns it, and body->body is NULL. body must be initialised.
+json_t *rpc_call_lazy(rpc_client_t *self, const char *service, const char *method,
+                      int64_t viewer_id, const json_t *args, const char *request_id,
+                      int64_t deadline_ms, rpc_body_t *body);
 
 #endif

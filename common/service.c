@@ -140,6 +140,8 @@ static void s_serve(worker_thread_t *self, worker_request_t *work)
     json_t *reply = NULL;
     void *reply_blob = NULL;
     size_t reply_blob_size = 0;
+    char *bytes = NULL;
+    size_t size = 0;
     if (envelope_request_decode(work->envelope, work->envelope_size, &request) == -1) {
         log_warn("malformed request envelope");
         reply = reply_error(400, ERR_INVALID, "malformed request envelope");
@@ -166,13 +168,14 @@ static void s_serve(worker_thread_t *self, worker_request_t *work)
             if (self->db) db_set_deadline(self->db, 0);
             reply_blob = call.reply_blob;
             reply_blob_size = call.reply_blob_size;
+            bytes = (char *)call.reply_packed;
+            size = call.reply_packed_size;
         }
     }
     int status = reply_status(reply);
     bool large = work->blob_size >= SERVICE_TRIM_BYTES || reply_blob_size >= SERVICE_TRIM_BYTES ||
                  zclock_mono() - started >= SERVICE_TRIM_AFTER_MS;
-    size_t size = 0;
-    char *bytes = envelope_reply_encode(reply, &size);
+    if (!bytes) bytes = envelope_reply_encode(reply, &size);
     if (!bytes) {
         log_error("cannot encode the reply of %s", request.method);
         json_decref(reply);

@@ -38,6 +38,13 @@ typedef struct {
     //  sends after the reply envelope and then frees (also on error).
     void *reply_blob;
     size_t reply_blob_size;
+    //  A handler may answer with a reply envelope it packed itself (malloc'd
+    //  msgpack, {status, body}), to pass on another service's body without
+    //  building it as a jansson tree (feed's timeline splices media's
+    //  posts). The framework sends it in place of the returned reply, which
+    //  then only gives the status for the log, and frees it.
+    void *reply_packed;
+    size_t reply_packed_size;
 } call_t;
 
 typedef json_t *(*service_handler_fn)(call_t *call);

@@ -34,6 +34,7 @@
 #include "errors.h"
 #include "jsonbody.h"
 #include "log.h"
+#include "msgjson.h"
 #include "mediafile.h"
 #include "ops.h"
 #include "routes.h"
@@ -325,9 +326,26 @@ void http_send_error(http_request_t *request, int status, const char *code, cons
 
 static const char *const s_www_authenticate[] = {"WWW-Authenticate", "Bearer", NULL};
 
-//  Turns a reply object into the HTTP response. A reply that breaks the
-//  envelope contract is a bug in the service: 500, logged.
-static void s_send_reply(http_request_t *request, const route_t *route, json_t *reply)
+//  Writes a success body that came as msgpack straight out as JSON text.
+static void s_send_text_body(http_request_t *request, const route_t *route, int status,
+                             const msgpack_object *body)
+{
+    msgjson_text_t text = {0};
+    if (msgjson_write_text(&text, body) != 0) {
+        log_error("malformed reply from %s %s: a body JSON cannot carry", route->service,
+                  route->method);
+        http_send_error(request, 500, ERR_INTERNAL, "malformed reply from a service", NULL, NULL);
+    } else {
+        http_send(request, status, NULL, text.data ? text.data : "", text.size, NULL);
+    }
+    msgjson_text_free(&text);
+}
+
+//  Turns a reply object into the HTTP response; lazy_body, when not NULL,
+//  is its success body still in msgpack (rpc_call_lazy). A reply that
+//  breaks the envelope contract is a bug in the service: 500, logged.
+static void s_send_reply(http_request_t *request, const route_t *route, json_t *reply,
+                         const msgpack_object *lazy_body)
 {
     json_t *status_value = json_object_get(reply, "status");
     json_int_t status = json_is_integer(status_value) ? json_integer_value(status_value) : 0;
@@ -358,13 +376,18 @@ static void s_send_reply(http_request_t *request, const route_t *route, json_t *
                         status == 401 ? s_www_authenticate : NULL);
         return;
     }
-    if (status == 204 || status == 304) body = NULL;
-    http_send_json(request, (int)status, body, NULL);
+    if (status == 204 || status == 304) {
+        http_send_json(request, (int)status, NULL, NULL);
+    } else if (lazy_body) {
+        s_send_text_body(request, route, (int)status, lazy_body);
+    } else {
+        http_send_json(request, (int)status, body, NULL);
+    }
 }
 
 void http_send_reply(http_request_t *request, const route_t *route, json_t *reply)
 {
-    s_send_reply(request, route, reply);
+    s_send_reply(request, route, reply, NULL);
 }
 
 //  ---------------------------------------------------------------------
@@ -617,14 +640,18 @@ static void s_handle_api(http_request_t *request, const char *path)
     rpc_client_t *client = s_thread_rpc(self);
     struct timespec started;
     clock_gettime(CLOCK_MONOTONIC, &started);
+    rpc_body_t lazy;
+    rpc_body_init(&lazy);
     if (client)
-        reply = rpc_call(client, route->service, route->method, viewer_id, args,
-                         request->request_id, envelope_now_ms() + self->request_timeout_ms);
+        reply =
+            rpc_call_lazy(client, route->service, route->method, viewer_id, args,
+                          request->request_id, envelope_now_ms() + self->request_timeout_ms, &lazy);
     else
         reply = reply_error(503, ERR_UNAVAILABLE, "cannot reach the broker");
     metrics_rpc_observe(self->metrics, route->service, reply_status(reply),
                         s_seconds_since(&started));
-    s_send_reply(request, route, reply);
+    s_send_reply(request, route, reply, lazy.body);
+    rpc_body_clear(&lazy);
 
 cleanup:
     route_match_clear(&match);

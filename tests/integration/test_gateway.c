@@ -390,6 +390,14 @@ static json_t *s_answer(const envelope_request_t *request, const char **raw_out)
             *raw_out = "\xc1 not msgpack";
             return NULL;
         }
+        if (strcmp(username, "bad-text-body") == 0) {
+            //  {status: 200, body: "\xc3\x28"}: a success whose body is not
+            //  valid UTF-8, so it cannot be JSON (written straight from
+            //  msgpack by the gateway, msgjson_write_text).
+            *raw_out = "\x82\xa6status\xcc\xc8\xa4"
+                       "body\xa2\xc3\x28";
+            return NULL;
+        }
         if (strcmp(username, "success-with-error") == 0)
             return json_pack("{s:i, s:{s:s, s:s}}", "status", 200, "error", "code", "x", "message",
                              "y");
@@ -927,6 +935,10 @@ static void test_service_replies(void **state)
     s_response_clear(&response);
     assert_int_equal(
         s_request("GET", "/api/v1/users/success-with-error", NULL, NULL, NULL, &response), 500);
+    s_assert_error(&response, 500, "internal");
+    s_response_clear(&response);
+    assert_int_equal(s_request("GET", "/api/v1/users/bad-text-body", NULL, NULL, NULL, &response),
+                     500);
     s_assert_error(&response, 500, "internal");
     s_response_clear(&response);
 }

@@ -186,6 +186,89 @@ static void test_msgjson_refuses_hostile_input(void **state)
     assert_null(msgjson_decode(nan, sizeof nan));
 }
 
+//  msgpack bytes -> JSON text through msgjson_write_text, appended to text.
+static int s_write_text(msgjson_text_t *text, const void *bytes, size_t size)
+{
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init(&unpacked);
+    int rc = msgjson_unpack(bytes, size, &unpacked);
+    if (rc == 0) rc = msgjson_write_text(text, &unpacked.data);
+    msgpack_unpacked_destroy(&unpacked);
+    return rc;
+}
+
+static void test_msgjson_write_text(void **state)
+{
+    //  Every kind of value, the escapes jansson writes (and the characters
+    //  it leaves alone: '/', DEL, non-ASCII), reals and the integer ends.
+    json_t *post = json_pack(
+        "{s:s, s:s, s:{s:s, s:n}, s:I, s:I, s:I, s:b, s:b, s:[f,f,f,f,f]}", "id", "725568337214464",
+        "caption", "\"q\" \\ / \b\f\n\r\t \x01\x1f\x7f h\xc3\xa9llo \xf0\x9f\x93\xb7", "author",
+        "username", "bj\xc3\xb6rk", "avatar_url", "likes", (json_int_t)0, "min",
+        (json_int_t)INT64_MIN, "max", (json_int_t)INT64_MAX, "liked", 1, "saved", 0, "reals", 1.0,
+        0.1, 1e20, -0.0, 1.2345678901234568e17);
+    json_object_set_new(post, "with_nul", json_stringn("a\0b", 3));
+    json_object_set_new(post, "", json_string(""));
+    json_object_set_new(post, "empty", json_pack("{s:[], s:{}}", "list", "map"));
+    json_t *values[] = {post, json_string("top-level text"), json_integer(-7), json_null(),
+                        json_pack("[[[]],{}]")};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        size_t size = 0;
+        char *bytes = msgjson_encode(values[i], &size);
+        assert_non_null(bytes);
+        msgjson_text_t text = {0};
+        assert_int_equal(s_write_text(&text, bytes, size), 0);
+        char *expected = json_dumps(values[i], JSON_COMPACT | JSON_ENCODE_ANY);
+        assert_int_equal(text.size, strlen(expected));
+        assert_memory_equal(text.data, expected, text.size);
+        free(expected);
+        msgjson_text_free(&text);
+        free(bytes);
+        json_decref(values[i]);
+    }
+
+    //  What msgjson_decode refuses, the writer refuses, leaving the text
+    //  as it was.
+    const unsigned char bin[] = {0x91, 0xc4, 0x01, 0x00};
+    const unsigned char ext[] = {0xd4, 0x01, 0x00};
+    const unsigned char too_big[] = {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    const unsigned char bad_utf8[] = {0xa2, 0xc3, 0x28};
+    const unsigned char surrogate[] = {0xa3, 0xed, 0xa0, 0x80};
+    const unsigned char overlong[] = {0xa2, 0xc0, 0xaf};
+    const unsigned char int_key[] = {0x81, 0x01, 0xc0};
+    const unsigned char nul_key[] = {0x81, 0xa2, 'a', 0x00, 0xc0};
+    const unsigned char nan[] = {0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0};
+    const unsigned char infinity[] = {0xcb, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0};
+    const struct {
+        const unsigned char *bytes;
+        size_t size;
+    } refused[] = {{bin, sizeof bin},
+                   {ext, sizeof ext},
+                   {too_big, sizeof too_big},
+                   {bad_utf8, sizeof bad_utf8},
+                   {surrogate, sizeof surrogate},
+                   {overlong, sizeof overlong},
+                   {int_key, sizeof int_key},
+                   {nul_key, sizeof nul_key},
+                   {nan, sizeof nan},
+                   {infinity, sizeof infinity}};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_null(msgjson_decode(refused[i].bytes, refused[i].size));
+        msgjson_text_t text = {0};
+        assert_int_equal(s_write_text(&text, "\x91\x01", 2), 0); // "[1]" first
+        assert_int_equal(s_write_text(&text, refused[i].bytes, refused[i].size), -1);
+        assert_int_equal(text.size, 3);
+        msgjson_text_free(&text);
+    }
+    unsigned char deep[201];
+    memset(deep, 0x91, 200);
+    deep[200] = 0xc0;
+    msgjson_text_t text = {0};
+    assert_int_equal(s_write_text(&text, deep, sizeof deep), -1);
+    assert_int_equal(text.size, 0);
+    msgjson_text_free(&text);
+}
+
 //  ---- envelope ----------------------------------------------------------
 
 static void test_envelope_request_roundtrip(void **state)
@@ -274,6 +357,55 @@ static void test_envelope_reply(void **state)
         json_t *map = json_loads(bad[i], 0, NULL);
         bytes = msgjson_encode(map, &size);
         assert_null(envelope_reply_decode(bytes, size));
+        free(bytes);
+        json_decref(map);
+    }
+}
+
+static void test_envelope_reply_lazy(void **state)
+{
+    //  A success reply: {status} alone, the body left in msgpack.
+    json_t *reply = json_pack("{s:i, s:{s:[i,i]}}", "status", 200, "body", "items", 1, 2);
+    size_t size = 0;
+    char *bytes = envelope_reply_encode(reply, &size);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init(&unpacked);
+    const msgpack_object *body = NULL;
+    json_t *head = envelope_reply_decode_lazy(bytes, size, &unpacked, &body);
+    assert_non_null(head);
+    assert_int_equal(reply_status(head), 200);
+    assert_null(json_object_get(head, "body"));
+    assert_non_null(body);
+    json_t *decoded = msgjson_from_object(body);
+    assert_true(json_equal(decoded, json_object_get(reply, "body")));
+    json_decref(decoded);
+    json_decref(head);
+    msgpack_unpacked_destroy(&unpacked);
+    free(bytes);
+    json_decref(reply);
+
+    //  An error reply comes decoded, as from envelope_reply_decode.
+    reply = reply_error(403, ERR_FORBIDDEN, "not yours");
+    bytes = envelope_reply_encode(reply, &size);
+    msgpack_unpacked_init(&unpacked);
+    head = envelope_reply_decode_lazy(bytes, size, &unpacked, &body);
+    assert_null(body);
+    assert_true(json_equal(head, reply));
+    json_decref(head);
+    msgpack_unpacked_destroy(&unpacked);
+    free(bytes);
+    json_decref(reply);
+
+    //  Malformed replies are refused either way.
+    const char *bad[] = {"[]", "{\"status\":200}", "{\"status\":99,\"body\":null}",
+                         "{\"status\":\"200\",\"body\":null}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *map = json_loads(bad[i], 0, NULL);
+        bytes = msgjson_encode(map, &size);
+        msgpack_unpacked_init(&unpacked);
+        assert_null(envelope_reply_decode_lazy(bytes, size, &unpacked, &body));
+        assert_null(body);
+        msgpack_unpacked_destroy(&unpacked);
         free(bytes);
         json_decref(map);
     }
@@ -431,9 +563,11 @@ int main(void)
         cmocka_unit_test(test_errors_replies),
         cmocka_unit_test(test_msgjson_roundtrip),
         cmocka_unit_test(test_msgjson_refuses_hostile_input),
+        cmocka_unit_test(test_msgjson_write_text),
         cmocka_unit_test(test_envelope_request_roundtrip),
         cmocka_unit_test(test_envelope_request_refuses),
         cmocka_unit_test(test_envelope_reply),
+        cmocka_unit_test(test_envelope_reply_lazy),
         cmocka_unit_test(test_args_strict_types),
         cmocka_unit_test(test_args_codepoints_and_nul),
         cmocka_unit_test(test_args_int),
