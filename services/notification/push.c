@@ -24,17 +24,21 @@
     they queue them (push_defer_*), and push_flush, the subscriber's
     EVENTS_BATCH_END hook, builds the queue inside the same transaction just
     before it commits: one users.batch for every actor of the batch, one
-    grouped count for every user whose unread count changed, and one
-    events_emit_many for all frames, in the order they were queued. A
-    user's unread_count frame goes out once, at the place of the last one
-    queued for them, with the count as the batch leaves it (the earlier
-    ones would only have been overtaken). A live event is a batch of one,
-    so its frames are exactly what they were per event; push_forget (the
-    EVENTS_BATCH_RESET hook, through consumers.c's on_batch_reset) drops
-    the queue of a batch that rolled back. The rows of a notification
-    frame come as they were inserted: one result per statement, which
-    since consumers.c writes a run of events with one statement may hold
-    many rows; its frames share it, and the first one frees it.
+    read of the counters of every user whose unread count changed, and
+    one events_emit_many for all frames, in the order they were queued.
+    The counters are unread_counts, kept by triggers in step with the rows
+    (schemas/notification/002_unread_counts.sql): a primary key lookup per
+    user, where a count(*) of their unread rows grew with a popular
+    account's pile. A user's unread_count frame goes out once, at the
+    place of the last one queued for them, with the count as the batch
+    leaves it (the earlier ones would only have been overtaken). A live
+    event is a batch of one, so its frames are exactly what they were per
+    event; push_forget (the EVENTS_BATCH_RESET hook, through consumers.c's
+    on_batch_reset) drops the queue of a batch that rolled back. The rows
+    of a notification frame come as they were inserted: one result per
+    statement, which since consumers.c writes a run of events with one
+    statement may hold many rows; its frames share it, and the first one
+    frees it.
     The queue belongs to the subscriber thread (the only one that runs
     handlers); push_unread from a request emits at once.
 */
@@ -206,15 +210,14 @@ static json_t *s_unread_counts(db_t *db, const json_t *users)
     char *list = json_dumps(users, JSON_COMPACT);
     const char *params[] = {list};
     //  The ids go in as one JSON array; each comes back as given (the key
-    //  of its frame), named uid: inside the subqueries "id" would be
-    //  notifications.id.
+    //  of its frame). The triggers move the counters inside the writing
+    //  transaction, so within a batch they already include what the batch
+    //  did; a user without a row has nothing unread.
     PGresult *res = db_query(db,
-                             "SELECT uid, (SELECT count(*) FROM notifications n"
-                             "   WHERE n.user_id = uid::bigint AND NOT n.read),"
-                             " (SELECT count(*) FROM unread_messages m"
-                             "   WHERE m.user_id = uid::bigint)"
+                             "SELECT ids.uid, coalesce(c.notifications, 0), coalesce(c.messages, 0)"
                              " FROM (SELECT DISTINCT value AS uid"
-                             "   FROM json_array_elements_text($1::json)) ids",
+                             "   FROM json_array_elements_text($1::json)) ids"
+                             " LEFT JOIN unread_counts c ON c.user_id = ids.uid::bigint",
                              1, params);
     free(list);
     if (!res) return NULL;

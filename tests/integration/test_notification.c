@@ -2,13 +2,16 @@
     through the gateway, against a fresh stack: identity, graph, messaging,
     and, when built, media (likes, comments and mentions skip without it);
     the notification service itself is started by this suite (so one test
-    can stop and restart it). Ports 17810-17819.
+    can stop and restart it). Ports 17810-17819. Last, every user's unread
+    counters (unread_counts, kept by triggers) are compared with count(*)
+    of the rows all the tests before left in the notification schema.
 
     The WebSocket client is a small RFC 6455 client over a plain socket
     (libcurl 7.88 has no stable WebSocket API): the handshake, masked
     client frames, server frames, pings answered. Live delivery is checked
     against a 1 s budget from the action's HTTP answer.
 */
+#include "db.h"
 #include "fixtures.h"
 #include "harness.h"
 #include "token.h"
@@ -598,7 +601,8 @@ static void test_read_up_to(void **state)
     assert_int_equal(json_array_size(items), 2);
     assert_string_equal(harness_str(json_object_get(json_array_get(items, 0), "actor"), "id"),
                         f[3].id);
-    char path[256], second_id[32];
+    char path[256], newest_id[32], second_id[32];
+    snprintf(newest_id, sizeof newest_id, "%s", harness_str(json_array_get(items, 0), "id"));
     snprintf(second_id, sizeof second_id, "%s", harness_str(json_array_get(items, 1), "id"));
     snprintf(path, sizeof path, "/api/v1/notifications?limit=2&cursor=%s",
              json_string_value(json_object_get(page, "next_cursor")));
@@ -614,6 +618,12 @@ static void test_read_up_to(void **state)
     //  Up to the second newest, inclusive: only the newest stays unread.
     assert_int_equal(s_status("POST", "/api/v1/notifications/read", ann.token,
                               json_pack("{s:s}", "up_to_id", second_id)),
+                     204);
+    assert_int_equal(s_unread_count(&ann), 1);
+    //  Someone else marking read up to ann's newest marks only their own:
+    //  ann's count does not move.
+    assert_int_equal(s_status("POST", "/api/v1/notifications/read", f[0].token,
+                              json_pack("{s:s}", "up_to_id", newest_id)),
                      204);
     assert_int_equal(s_unread_count(&ann), 1);
     //  {} marks all.
@@ -1247,6 +1257,61 @@ static void test_restart(void **state)
     assert_int_equal(s_unread_count(&ann), 3);
 }
 
+//  ---- the unread counters ----------------------------------------------------------
+
+//  One number from sql on the notification schema.
+static long s_notification_number(db_t *db, const char *sql)
+{
+    PGresult *res = db_query(db, sql, 0, NULL);
+    assert_non_null(res);
+    assert_int_equal(PQntuples(res), 1);
+    long value = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return value;
+}
+
+//  After everything above (likes, an unlike, comments, mentions, follows,
+//  requests approved, blocks, messages, conversations read, marks read,
+//  a restart with a backlog), each user's counters equal count(*) of
+//  their rows. One statement sees one snapshot, and the triggers move the
+//  counters in the writers' transactions, so this holds even while
+//  events are still being handled.
+static void test_counters_in_step(void **state)
+{
+    (void)state;
+    db_t *db = db_new(harness_database_url(), "notification");
+    assert_non_null(db);
+    long drift = s_notification_number(
+        db, "WITH truth AS (SELECT user_id, sum(notifications) AS notifications,"
+            "   sum(messages) AS messages"
+            " FROM (SELECT user_id, count(*) FILTER (WHERE NOT read) AS notifications,"
+            "     0 AS messages FROM notifications GROUP BY user_id"
+            "   UNION ALL SELECT user_id, 0, count(*) FROM unread_messages"
+            "   GROUP BY user_id) counted"
+            " GROUP BY user_id)"
+            " SELECT count(*) FROM unread_counts c FULL JOIN truth t USING (user_id)"
+            " WHERE coalesce(c.notifications, 0) <> coalesce(t.notifications, 0)"
+            "   OR coalesce(c.messages, 0) <> coalesce(t.messages, 0)"
+            "   OR c.notifications < 0 OR c.messages < 0");
+    //  Not vacuous: some users have unread notifications, some unread
+    //  messages, some had notifications and read them all.
+    long unread =
+        s_notification_number(db, "SELECT count(*) FROM unread_counts WHERE notifications > 0");
+    long messages =
+        s_notification_number(db, "SELECT count(*) FROM unread_counts WHERE messages > 0");
+    long cleared = s_notification_number(
+        db, "SELECT count(*) FROM unread_counts WHERE notifications = 0 AND messages = 0");
+    db_destroy(&db);
+    fprintf(stderr,
+            "unread counters: %ld users with unread notifications, %ld with unread "
+            "messages, %ld back at zero; %ld out of step\n",
+            unread, messages, cleared, drift);
+    assert_int_equal(drift, 0);
+    assert_true(unread > 0);
+    assert_true(messages > 0);
+    assert_true(cleared > 0);
+}
+
 static void test_still_healthy(void **state)
 {
     (void)state;
@@ -1300,6 +1365,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ws_frame_limits),
         cmocka_unit_test(test_ws_thousand),
         cmocka_unit_test(test_restart),
+        cmocka_unit_test(test_counters_in_step),
         cmocka_unit_test(test_still_healthy),
     };
     int failed = cmocka_run_group_tests_name("notification", tests, NULL, NULL);
