@@ -188,6 +188,12 @@ json_t *render_posts(call_t *call, visibility_t *vis, const PGresult *res, int r
                      json_t **failure);
 //  One post object from row of res with author (a base user, borrowed).
 json_t *render_post(const PGresult *res, int row, const json_t *author);
+//  The array of post objects for rows order[0..count) of res (POST_SELECT
+//  columns; indices, in the order they go out), packed as msgpack without
+//  building them as jansson trees, leaving out what render_posts leaves
+//  out. 0, or -1 with *failure set to the reply to answer.
+int render_posts_pack(call_t *call, const PGresult *res, const int *order, size_t count,
+                      msgpack_packer *packer, json_t **failure);
 //  "/media/<key>" (new string), or JSON null for a NULL key.
 json_t *render_media_url(const char *key);
 

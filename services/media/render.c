@@ -15,7 +15,9 @@
 #include "errors.h"
 #include "ids.h"
 #include "log.h"
+#include "msgjson.h"
 
+#include <assert.h>
 #include <czmq.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +169,27 @@ json_t *render_author(const json_t *user)
                      avatar ? avatar : json_null());
 }
 
-//  Parses a JSON text column; an empty array when NULL or malformed.
+//  ---- packing a post ---------------------------------------------------------
+
+static void s_pack_text(msgpack_packer *packer, const char *text)
+{
+    size_t length = strlen(text);
+    msgpack_pack_str_with_body(packer, text, length);
+}
+
+//  "/media/<key>", or nil for a NULL key (as render_media_url).
+static void s_pack_media_url(msgpack_packer *packer, const char *key)
+{
+    if (!key) {
+        msgpack_pack_nil(packer);
+        return;
+    }
+    char url[STORAGE_KEY_MAX + 8];
+    snprintf(url, sizeof url, "/media/%s", key);
+    s_pack_text(packer, url);
+}
+
+//  A JSON text column as parsed; an empty array when NULL or malformed.
 static json_t *s_json_column(const PGresult *res, int row, int column)
 {
     if (PQgetisnull(res, row, column)) return json_array();
@@ -175,48 +197,113 @@ static json_t *s_json_column(const PGresult *res, int row, int column)
     return value ? value : json_array();
 }
 
-static json_t *s_images(const PGresult *res, int row)
+static int s_pack_json_column(msgpack_packer *packer, const PGresult *res, int row, int column)
+{
+    json_t *value = s_json_column(res, row, column);
+    int rc = msgjson_pack(packer, value);
+    json_decref(value);
+    return rc;
+}
+
+//  A JSON value or nil when absent.
+static int s_pack_value(msgpack_packer *packer, const json_t *value)
+{
+    return value ? msgjson_pack(packer, value) : msgpack_pack_nil(packer);
+}
+
+static int s_pack_images(msgpack_packer *packer, const PGresult *res, int row)
 {
     json_t *rows = s_json_column(res, row, POST_COL_IMAGES);
-    json_t *images = json_array();
+    int rc = msgpack_pack_array(packer, json_is_array(rows) ? json_array_size(rows) : 0);
     size_t index;
     json_t *item;
     json_array_foreach(rows, index, item)
     {
         //  [key, thumb_key, width, height, alt_text]
-        json_t *image = json_object();
-        json_object_set_new(image, "url",
-                            render_media_url(json_string_value(json_array_get(item, 0))));
-        json_object_set_new(image, "thumb_url",
-                            render_media_url(json_string_value(json_array_get(item, 1))));
-        json_object_set(image, "width", json_array_get(item, 2));
-        json_object_set(image, "height", json_array_get(item, 3));
-        json_object_set(image, "alt_text", json_array_get(item, 4));
-        json_array_append_new(images, image);
+        msgpack_pack_map(packer, 5);
+        s_pack_text(packer, "url");
+        s_pack_media_url(packer, json_string_value(json_array_get(item, 0)));
+        s_pack_text(packer, "thumb_url");
+        s_pack_media_url(packer, json_string_value(json_array_get(item, 1)));
+        s_pack_text(packer, "width");
+        rc |= s_pack_value(packer, json_array_get(item, 2));
+        s_pack_text(packer, "height");
+        rc |= s_pack_value(packer, json_array_get(item, 3));
+        s_pack_text(packer, "alt_text");
+        rc |= s_pack_value(packer, json_array_get(item, 4));
     }
     json_decref(rows);
-    return images;
+    return rc;
+}
+
+//  A post object's keys, announced before they are packed.
+#define POST_FIELDS 12
+
+static void s_pack_key(msgpack_packer *packer, const char *key, int *keys)
+{
+    s_pack_text(packer, key);
+    (*keys)++;
+}
+
+//  One post object (API.md "post") from row of res with author (a base
+//  user), packed: the one definition of a post's fields, which render_post
+//  decodes into a tree and render_posts_pack writes straight into a reply.
+static int s_pack_post(msgpack_packer *packer, const PGresult *res, int row, const json_t *author)
+{
+    int rc = msgpack_pack_map(packer, POST_FIELDS);
+    int keys = 0;
+    s_pack_key(packer, "id", &keys);
+    s_pack_text(packer, PQgetvalue(res, row, POST_COL_ID));
+    s_pack_key(packer, "author", &keys);
+    json_t *compact = render_author(author);
+    rc |= msgjson_pack(packer, compact);
+    json_decref(compact);
+    s_pack_key(packer, "caption", &keys);
+    s_pack_text(packer, PQgetvalue(res, row, POST_COL_CAPTION));
+    s_pack_key(packer, "images", &keys);
+    rc |= s_pack_images(packer, res, row);
+    s_pack_key(packer, "hashtags", &keys);
+    rc |= s_pack_json_column(packer, res, row, POST_COL_HASHTAGS);
+    s_pack_key(packer, "mentions", &keys);
+    rc |= s_pack_json_column(packer, res, row, POST_COL_MENTIONS);
+    s_pack_key(packer, "like_count", &keys);
+    msgpack_pack_int64(packer, atoll(PQgetvalue(res, row, POST_COL_LIKE_COUNT)));
+    s_pack_key(packer, "comment_count", &keys);
+    msgpack_pack_int64(packer, atoll(PQgetvalue(res, row, POST_COL_COMMENT_COUNT)));
+    s_pack_key(packer, "liked_by_me", &keys);
+    if (streq(PQgetvalue(res, row, POST_COL_LIKED), "t"))
+        msgpack_pack_true(packer);
+    else
+        msgpack_pack_false(packer);
+    s_pack_key(packer, "saved_by_me", &keys);
+    if (streq(PQgetvalue(res, row, POST_COL_SAVED), "t"))
+        msgpack_pack_true(packer);
+    else
+        msgpack_pack_false(packer);
+    s_pack_key(packer, "created_at", &keys);
+    s_pack_text(packer, PQgetvalue(res, row, POST_COL_CREATED_AT));
+    s_pack_key(packer, "updated_at", &keys);
+    s_pack_text(packer, PQgetvalue(res, row, POST_COL_UPDATED_AT));
+    assert(keys == POST_FIELDS); // the map header above announced them
+    return rc;
 }
 
 json_t *render_post(const PGresult *res, int row, const json_t *author)
 {
-    json_t *post = json_object();
-    json_object_set_new(post, "id", json_string(PQgetvalue(res, row, POST_COL_ID)));
-    json_object_set_new(post, "author", render_author(author));
-    json_object_set_new(post, "caption", json_string(PQgetvalue(res, row, POST_COL_CAPTION)));
-    json_object_set_new(post, "images", s_images(res, row));
-    json_object_set_new(post, "hashtags", s_json_column(res, row, POST_COL_HASHTAGS));
-    json_object_set_new(post, "mentions", s_json_column(res, row, POST_COL_MENTIONS));
-    json_object_set_new(post, "like_count",
-                        json_integer(atoll(PQgetvalue(res, row, POST_COL_LIKE_COUNT))));
-    json_object_set_new(post, "comment_count",
-                        json_integer(atoll(PQgetvalue(res, row, POST_COL_COMMENT_COUNT))));
-    json_object_set_new(post, "liked_by_me",
-                        json_boolean(streq(PQgetvalue(res, row, POST_COL_LIKED), "t")));
-    json_object_set_new(post, "saved_by_me",
-                        json_boolean(streq(PQgetvalue(res, row, POST_COL_SAVED), "t")));
-    json_object_set_new(post, "created_at", json_string(PQgetvalue(res, row, POST_COL_CREATED_AT)));
-    json_object_set_new(post, "updated_at", json_string(PQgetvalue(res, row, POST_COL_UPDATED_AT)));
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
+    json_t *post = s_pack_post(&packer, res, row, author) == 0
+                       ? msgjson_decode(buffer.data, buffer.size)
+                       : NULL;
+    msgpack_sbuffer_destroy(&buffer);
+    if (!post) {
+        //  Only a column Postgres would not produce (JSON that is not
+        //  JSON, text that is not UTF-8) gets here.
+        log_error("post %s could not be rendered", PQgetvalue(res, row, POST_COL_ID));
+        post = json_pack("{s:s}", "id", PQgetvalue(res, row, POST_COL_ID));
+    }
     return post;
 }
 
@@ -263,8 +350,12 @@ static json_t *s_row_authors(call_t *call, const PGresult *res, const int64_t *a
     return users;
 }
 
-json_t *render_posts(call_t *call, visibility_t *vis, const PGresult *res, int rows,
-                     json_t **failure)
+//  The author of each row the viewer may see, NULL for the others (not
+//  visible, or the author is gone): an array of rows borrowed pointers into
+//  the returned object ("<id>" -> base user), which the caller releases.
+//  NULL with *failure set when identity or graph is needed and down.
+static json_t *s_shown_authors(call_t *call, visibility_t *vis, const PGresult *res, int rows,
+                               const json_t **shown, json_t **failure)
 {
     *failure = NULL;
     int64_t *authors = (int64_t *)zmalloc(sizeof(int64_t) * (size_t)(rows > 0 ? rows : 1));
@@ -273,23 +364,55 @@ json_t *render_posts(call_t *call, visibility_t *vis, const PGresult *res, int r
         ids_parse(PQgetvalue(res, row, POST_COL_AUTHOR_ID), &authors[row]);
     visibility_t *own = vis ? NULL : visibility_new(call);
     if (!vis) vis = own;
-    json_t *posts = NULL;
     json_t *users = s_row_authors(call, res, authors, rows, failure);
-    if (!users) goto cleanup;
     //  users may come from the projection, one event behind a switch to
     //  private: they render the authors but never tell visibility whether
     //  an account is private (it asks graph, or identity itself).
-    if (visibility_authors(vis, authors, (size_t)rows, visible, failure) != 0) goto cleanup;
-    posts = json_array();
-    for (int row = 0; row < rows; row++) {
-        json_t *author = json_object_get(users, PQgetvalue(res, row, POST_COL_AUTHOR_ID));
-        if (!author || !visible[row]) continue;
-        json_array_append_new(posts, render_post(res, row, author));
+    if (users && visibility_authors(vis, authors, (size_t)rows, visible, failure) != 0) {
+        json_decref(users);
+        users = NULL;
     }
-cleanup:
-    json_decref(users);
+    for (int row = 0; users && row < rows; row++)
+        shown[row] =
+            visible[row] ? json_object_get(users, PQgetvalue(res, row, POST_COL_AUTHOR_ID)) : NULL;
     visibility_destroy(&own);
     freen(authors);
     freen(visible);
+    return users;
+}
+
+json_t *render_posts(call_t *call, visibility_t *vis, const PGresult *res, int rows,
+                     json_t **failure)
+{
+    const json_t **shown =
+        (const json_t **)zmalloc(sizeof(json_t *) * (size_t)(rows > 0 ? rows : 1));
+    json_t *users = s_shown_authors(call, vis, res, rows, shown, failure);
+    json_t *posts = users ? json_array() : NULL;
+    for (int row = 0; users && row < rows; row++)
+        if (shown[row]) json_array_append_new(posts, render_post(res, row, shown[row]));
+    json_decref(users);
+    free(shown);
     return posts;
+}
+
+int render_posts_pack(call_t *call, const PGresult *res, const int *order, size_t count,
+                      msgpack_packer *packer, json_t **failure)
+{
+    int rows = PQntuples(res);
+    const json_t **shown =
+        (const json_t **)zmalloc(sizeof(json_t *) * (size_t)(rows > 0 ? rows : 1));
+    json_t *users = s_shown_authors(call, NULL, res, rows, shown, failure);
+    int rc = -1;
+    if (users) {
+        size_t packed = 0;
+        for (size_t i = 0; i < count; i++)
+            if (shown[order[i]]) packed++;
+        rc = msgpack_pack_array(packer, packed);
+        for (size_t i = 0; i < count; i++)
+            if (shown[order[i]]) rc |= s_pack_post(packer, res, order[i], shown[order[i]]);
+        if (rc != 0) *failure = media_internal("packing posts");
+    }
+    json_decref(users);
+    free(shown);
+    return rc;
 }
