@@ -682,6 +682,58 @@ static json_t *s_owner_from_identity(call_t *call, const char *username, json_t 
     return reply_error(503, ERR_UNAVAILABLE, "user profiles are unavailable right now");
 }
 
+//  A 200 reply packed straight into call->reply_packed: pages of posts
+//  skip the jansson tree (render.c, "packing a post").
+typedef struct {
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
+} packed_reply_t;
+
+//  {status: 200, body: {…}}, the body a map of body_keys keys that the
+//  caller packs next.
+static void s_packed_begin(packed_reply_t *self, uint32_t body_keys)
+{
+    msgpack_sbuffer_init(&self->buffer);
+    msgpack_packer_init(&self->packer, &self->buffer, msgpack_sbuffer_write);
+    msgpack_pack_map(&self->packer, 2);
+    msgpack_pack_str_with_body(&self->packer, "status", 6);
+    msgpack_pack_int(&self->packer, 200);
+    msgpack_pack_str_with_body(&self->packer, "body", 4);
+    msgpack_pack_map(&self->packer, body_keys);
+}
+
+//  Hands the packed reply to the framework and returns the reply for the
+//  log; or, with failure (stolen), drops it and returns failure.
+static json_t *s_packed_end(packed_reply_t *self, call_t *call, json_t *failure)
+{
+    if (!failure) {
+        call->reply_packed_size = self->buffer.size; // release empties the buffer
+        call->reply_packed = msgpack_sbuffer_release(&self->buffer);
+    }
+    msgpack_sbuffer_destroy(&self->buffer);
+    return failure ? failure : reply_ok(200, NULL);
+}
+
+//  A profile grid page: rows [0, rows) of res, all by user, then the
+//  cursor as media_page makes it.
+static json_t *s_grid_reply(call_t *call, const PGresult *res, int rows, const json_t *user,
+                            bool more, int64_t last)
+{
+    packed_reply_t packed;
+    s_packed_begin(&packed, 2);
+    msgpack_pack_str_with_body(&packed.packer, "items", 5);
+    int rc = render_posts_pack_author(res, rows, user, &packed.packer);
+    msgpack_pack_str_with_body(&packed.packer, "next_cursor", 11);
+    if (more) {
+        char text[CURSOR_TEXT_MAX];
+        cursor_encode(last, 0, text);
+        msgpack_pack_str_with_body(&packed.packer, text, strlen(text));
+    } else {
+        msgpack_pack_nil(&packed.packer);
+    }
+    return s_packed_end(&packed, call, rc == 0 ? NULL : media_internal("packing posts"));
+}
+
 json_t *posts_by_user(call_t *call)
 {
     json_t *fields = json_object();
@@ -731,10 +783,7 @@ json_t *posts_by_user(call_t *call)
             bool more = false;
             int64_t last = 0;
             int rows = media_page_rows(res, limit, POST_COL_ID, &more, &last);
-            json_t *items = json_array();
-            for (int row = 0; row < rows; row++)
-                json_array_append_new(items, render_post(res, row, user));
-            reply = media_page(items, more, last, 0);
+            reply = s_grid_reply(call, res, rows, user, more, last);
             PQclear(res);
         }
     }
@@ -764,28 +813,13 @@ static json_t *s_batch_reply(call_t *call, const PGresult *res, const json_t *id
     }
     zhashx_destroy(&row_of);
 
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init(&buffer);
-    msgpack_packer packer;
-    msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map(&packer, 2);
-    msgpack_pack_str_with_body(&packer, "status", 6);
-    msgpack_pack_int(&packer, 200);
-    msgpack_pack_str_with_body(&packer, "body", 4);
-    msgpack_pack_map(&packer, 1);
-    msgpack_pack_str_with_body(&packer, "posts", 5);
+    packed_reply_t packed;
+    s_packed_begin(&packed, 1);
+    msgpack_pack_str_with_body(&packed.packer, "posts", 5);
     json_t *failure = NULL;
-    json_t *reply;
-    if (render_posts_pack(call, res, order, count, &packer, &failure) == 0) {
-        call->reply_packed_size = buffer.size; // release empties the buffer
-        call->reply_packed = msgpack_sbuffer_release(&buffer);
-        reply = reply_ok(200, NULL); // the status for the log: the packed reply goes out
-    } else {
-        reply = failure;
-    }
-    msgpack_sbuffer_destroy(&buffer);
+    int rc = render_posts_pack(call, res, order, count, &packed.packer, &failure);
     free(order);
-    return reply;
+    return s_packed_end(&packed, call, rc == 0 ? NULL : failure);
 }
 
 json_t *posts_batch(call_t *call)

@@ -395,6 +395,15 @@ json_t *render_posts(call_t *call, visibility_t *vis, const PGresult *res, int r
     return posts;
 }
 
+int render_posts_pack_author(const PGresult *res, int rows, const json_t *author,
+                             msgpack_packer *packer)
+{
+    int rc = msgpack_pack_array(packer, (size_t)(rows > 0 ? rows : 0));
+    for (int row = 0; row < rows; row++)
+        rc |= s_pack_post(packer, res, row, author);
+    return rc;
+}
+
 int render_posts_pack(call_t *call, const PGresult *res, const int *order, size_t count,
                       msgpack_packer *packer, json_t **failure)
 {
