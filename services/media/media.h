@@ -194,6 +194,11 @@ json_t *render_post(const PGresult *res, int row, const json_t *author);
 //  out. 0, or -1 with *failure set to the reply to answer.
 int render_posts_pack(call_t *call, const PGresult *res, const int *order, size_t count,
                       msgpack_packer *packer, json_t **failure);
+//  The post object of res's one row packed, when the viewer may see it:
+//  1 packed, 0 nothing packed (no row, not visible, author gone), or -1
+//  with *failure set.
+int render_post_pack_one(call_t *call, const PGresult *res, msgpack_packer *packer,
+                         json_t **failure);
 //  The array of post objects for rows [0, rows) of res, all by author (a
 //  base user, borrowed; visibility decided by the caller), packed. 0 or -1.
 int render_posts_pack_author(const PGresult *res, int rows, const json_t *author,

@@ -219,6 +219,36 @@ static json_t *s_ids_arg(const json_t *args, const char *name, size_t max, json_
     return ids;
 }
 
+//  A 200 reply packed straight into call->reply_packed: pages of posts
+//  skip the jansson tree (render.c, "packing a post").
+typedef struct {
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
+} packed_reply_t;
+
+//  {status: 200, body: …}, the body packed next by the caller.
+static void s_packed_begin(packed_reply_t *self)
+{
+    msgpack_sbuffer_init(&self->buffer);
+    msgpack_packer_init(&self->packer, &self->buffer, msgpack_sbuffer_write);
+    msgpack_pack_map(&self->packer, 2);
+    msgpack_pack_str_with_body(&self->packer, "status", 6);
+    msgpack_pack_int(&self->packer, 200);
+    msgpack_pack_str_with_body(&self->packer, "body", 4);
+}
+
+//  Hands the packed reply to the framework and returns the reply for the
+//  log; or, with failure (stolen), drops it and returns failure.
+static json_t *s_packed_end(packed_reply_t *self, call_t *call, json_t *failure)
+{
+    if (!failure) {
+        call->reply_packed_size = self->buffer.size; // release empties the buffer
+        call->reply_packed = msgpack_sbuffer_release(&self->buffer);
+    }
+    msgpack_sbuffer_destroy(&self->buffer);
+    return failure ? failure : reply_ok(200, NULL);
+}
+
 //  One post by id as the viewer sees it (NULL reply) or the reply to send.
 static json_t *s_read_post(call_t *call, int64_t post_id, json_t **post_out)
 {
@@ -512,13 +542,23 @@ cleanup:
 //  ---------------------------------------------------------------------
 //  Reading, editing, deleting one post
 
+//  GET /posts/{id} is the busiest single post: packed straight into the
+//  reply, as pages are.
 json_t *posts_get(call_t *call)
 {
     int64_t id = 0;
     if (!media_post_id_arg(call->args, &id)) return media_not_found();
-    json_t *post = NULL;
-    json_t *reply = s_read_post(call, id, &post);
-    return reply ? reply : reply_ok(200, post);
+    char viewer[21], post_id[21];
+    const char *params[] = {media_id_text(call->viewer_id, viewer), media_id_text(id, post_id)};
+    PGresult *res = db_query(call->db, POST_SELECT " FROM posts p WHERE p.id = $2", 2, params);
+    if (!res) return media_internal("read post");
+    packed_reply_t packed;
+    s_packed_begin(&packed);
+    json_t *failure = NULL;
+    int shown = render_post_pack_one(call, res, &packed.packer, &failure);
+    PQclear(res);
+    if (shown == 0) failure = media_not_found();
+    return s_packed_end(&packed, call, shown == 1 ? NULL : failure);
 }
 
 //  The post args.id for a change by its author: NULL with *id set when the
@@ -682,45 +722,14 @@ static json_t *s_owner_from_identity(call_t *call, const char *username, json_t 
     return reply_error(503, ERR_UNAVAILABLE, "user profiles are unavailable right now");
 }
 
-//  A 200 reply packed straight into call->reply_packed: pages of posts
-//  skip the jansson tree (render.c, "packing a post").
-typedef struct {
-    msgpack_sbuffer buffer;
-    msgpack_packer packer;
-} packed_reply_t;
-
-//  {status: 200, body: {…}}, the body a map of body_keys keys that the
-//  caller packs next.
-static void s_packed_begin(packed_reply_t *self, uint32_t body_keys)
-{
-    msgpack_sbuffer_init(&self->buffer);
-    msgpack_packer_init(&self->packer, &self->buffer, msgpack_sbuffer_write);
-    msgpack_pack_map(&self->packer, 2);
-    msgpack_pack_str_with_body(&self->packer, "status", 6);
-    msgpack_pack_int(&self->packer, 200);
-    msgpack_pack_str_with_body(&self->packer, "body", 4);
-    msgpack_pack_map(&self->packer, body_keys);
-}
-
-//  Hands the packed reply to the framework and returns the reply for the
-//  log; or, with failure (stolen), drops it and returns failure.
-static json_t *s_packed_end(packed_reply_t *self, call_t *call, json_t *failure)
-{
-    if (!failure) {
-        call->reply_packed_size = self->buffer.size; // release empties the buffer
-        call->reply_packed = msgpack_sbuffer_release(&self->buffer);
-    }
-    msgpack_sbuffer_destroy(&self->buffer);
-    return failure ? failure : reply_ok(200, NULL);
-}
-
 //  A profile grid page: rows [0, rows) of res, all by user, then the
 //  cursor as media_page makes it.
 static json_t *s_grid_reply(call_t *call, const PGresult *res, int rows, const json_t *user,
                             bool more, int64_t last)
 {
     packed_reply_t packed;
-    s_packed_begin(&packed, 2);
+    s_packed_begin(&packed);
+    msgpack_pack_map(&packed.packer, 2);
     msgpack_pack_str_with_body(&packed.packer, "items", 5);
     int rc = render_posts_pack_author(res, rows, user, &packed.packer);
     msgpack_pack_str_with_body(&packed.packer, "next_cursor", 11);
@@ -814,7 +823,8 @@ static json_t *s_batch_reply(call_t *call, const PGresult *res, const json_t *id
     zhashx_destroy(&row_of);
 
     packed_reply_t packed;
-    s_packed_begin(&packed, 1);
+    s_packed_begin(&packed);
+    msgpack_pack_map(&packed.packer, 1);
     msgpack_pack_str_with_body(&packed.packer, "posts", 5);
     json_t *failure = NULL;
     int rc = render_posts_pack(call, res, order, count, &packed.packer, &failure);

@@ -404,6 +404,22 @@ int render_posts_pack_author(const PGresult *res, int rows, const json_t *author
     return rc;
 }
 
+int render_post_pack_one(call_t *call, const PGresult *res, msgpack_packer *packer,
+                         json_t **failure)
+{
+    const json_t *shown = NULL;
+    if (PQntuples(res) != 1) return 0;
+    json_t *users = s_shown_authors(call, NULL, res, 1, &shown, failure);
+    if (!users) return -1;
+    int rc = shown ? s_pack_post(packer, res, 0, shown) : 0;
+    json_decref(users);
+    if (rc != 0) {
+        *failure = media_internal("packing a post");
+        return -1;
+    }
+    return shown ? 1 : 0;
+}
+
 int render_posts_pack(call_t *call, const PGresult *res, const int *order, size_t count,
                       msgpack_packer *packer, json_t **failure)
 {
