@@ -24,9 +24,13 @@
 #define FEED_DEFAULT_TIMELINE_MAX 1000
 #define FEED_DEFAULT_BACKFILL 50
 //  A fan-out trims the timelines of about one recipient in this many (see
-//  fanout.c), so a timeline holds at most FEED_TIMELINE_MAX plus a few
-//  dozen rows on average, at a fraction of the fan-out's own cost.
-#define FEED_TRIM_ONE_IN 64
+//  fanout.c), so a timeline holds FEED_TIMELINE_MAX plus about half this
+//  many rows on average. A trim reads up to FEED_TIMELINE_MAX rows of its
+//  timeline: at one in 64 the trims took more Postgres time than the
+//  fan-out's inserts for the bench's authors (about 370 followers each);
+//  one in 256 took them from 38 to 10 ms per batch of posts
+//  (docs/benchmarks.md, session 7).
+#define FEED_TRIM_ONE_IN 256
 
 typedef struct {
     int64_t fanout_threshold; // authors with more followers are pulled at read time

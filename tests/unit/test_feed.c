@@ -708,7 +708,7 @@ static void s_interleaved(int64_t w, bool batched)
     s_post_by(w + 2 * ms + 303, b, NULL);
     s_post_by(w + 2 * ms + 303, b, NULL); // duplicate
     s_post_by(w + 304, d, NULL);          // deleted author: nothing
-    s_post_by(w + 64 * ms + 305, c, json_pack("[ss]", s_id(e), s_id(a)));
+    s_post_by(w + FEED_TRIM_ONE_IN * ms + 305, c, json_pack("[ss]", s_id(e), s_id(a)));
     s_handle(interactions_on_comment_deleted, "comment.deleted",
              json_pack("{ssssssss}", "id", s_id(w + 202), "post_id", s_id(p1), "post_author_id",
                        s_id(b), "author_id", s_id(c)));
@@ -721,7 +721,8 @@ static void s_interleaved(int64_t w, bool batched)
 static void test_batch_equals_one_by_one(void **state)
 {
     //  Two worlds above the other tests' ids (see s_interleaved).
-    const int64_t one = INT64_C(1) << 29, batch = INT64_C(2) << 29;
+    const int64_t unit = (int64_t)FEED_TRIM_ONE_IN << 23;
+    const int64_t one = unit, batch = 2 * unit;
     s_interleaved(one, false);
     s_interleaved(batch, true);
     char *expected = s_world(one);
@@ -749,8 +750,10 @@ static void test_batch_equals_one_by_one(void **state)
     //  unfollow and back with the follow; x1 trims to p5 and x1, x2 and x3
     //  come, x4 trims to x3 and x4 (floor x2). e's: p2 and p3 (b's backfill
     //  trimmed), x1 trims to p3 and x1 (floor p2), x2 and x3 come.
-    const char *timelines[][2] = {{s_id(a), "16777519 536871217"},
-                                  {s_id(e), "103 301 8388910 16777519"}};
+    char a_timeline[48];
+    snprintf(a_timeline, sizeof a_timeline, "%" PRId64 " %" PRId64, (INT64_C(2) << 23) + 303,
+             ((int64_t)FEED_TRIM_ONE_IN << 23) + 305); // x3 and x4
+    const char *timelines[][2] = {{s_id(a), a_timeline}, {s_id(e), "103 301 8388910 16777519"}};
     for (int i = 0; i < 2; i++) {
         snprintf(sql, sizeof sql,
                  "SELECT string_agg((post_id - %s)::text, ' ' ORDER BY post_id) FROM timeline"
@@ -766,7 +769,8 @@ static void test_batch_equals_one_by_one(void **state)
     assert_int_equal(s_count(sql), w + 102);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM posts WHERE author_id = %s", s_id(w + 4));
     assert_int_equal(s_count(sql), 0);
-    assert_int_equal(s_activity_count(e, "mention", w + (INT64_C(64) << 23) + 305), 1);
+    assert_int_equal(s_activity_count(e, "mention", w + ((int64_t)FEED_TRIM_ONE_IN << 23) + 305),
+                     1);
     //  Likes: a's again, at its second time; c's; d's gone; b's own; e's.
     snprintf(sql, sizeof sql,
              "SELECT string_agg(format('%%s:%%s', user_id - %s, liked_ms %% 3600000 / 60000), ' '"
