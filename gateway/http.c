@@ -77,6 +77,13 @@ struct gateway_t {
     zlist_t *rpc_idle;        // clients no request holds
     atomic_int in_flight;     // requests being served (not refused by a drain)
     atomic_bool draining;
+    //  "timeout=N" for the Keep-Alive header, or "" when not announced.
+    //  civetweb closes an idle connection after keep_alive_timeout_ms but
+    //  does not say so; a client that reuses the socket later than that
+    //  (Node's fetch waits up to 4 s by default) races the close and loses
+    //  a request it may not retry. Announcing the timeout, rounded down to
+    //  whole seconds, makes such clients retire the socket before we do.
+    char keepalive_value[32];
 };
 
 //  ---------------------------------------------------------------------
@@ -96,6 +103,9 @@ gateway_t *gateway_new(const gateway_config_t *config)
     self->broker_url = strdup(config->broker_url ? config->broker_url : "");
     self->services = strdup(config->services ? config->services : "");
     self->max_body = config->max_body;
+    if (config->keepalive_ms >= 1000)
+        snprintf(self->keepalive_value, sizeof self->keepalive_value, "timeout=%lld",
+                 (long long)(config->keepalive_ms / 1000));
     self->request_timeout_ms =
         config->request_timeout_ms > 0 ? config->request_timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
     if (config->web_root) {
@@ -194,6 +204,11 @@ rpc_client_t *gateway_thread_rpc(gateway_t *self)
     return s_thread_rpc(self);
 }
 
+const char *gateway_keepalive(gateway_t *self)
+{
+    return self && self->keepalive_value[0] ? self->keepalive_value : NULL;
+}
+
 int64_t gateway_request_timeout_ms(gateway_t *self)
 {
     return self->request_timeout_ms;
@@ -267,6 +282,9 @@ int http_send(http_request_t *request, int status, const char *content_type, con
     } else if (!no_body_status) {
         s_header(&sink, "Content-Length", "0");
     }
+    const char *keepalive =
+        request->close || sink.manual ? NULL : gateway_keepalive(request->gateway);
+    if (keepalive) s_header(&sink, "Keep-Alive", keepalive);
     if (!s_has_header(headers, "Cache-Control")) s_header(&sink, "Cache-Control", "no-store");
     s_header(&sink, "X-Content-Type-Options", "nosniff");
     s_header(&sink, "X-Request-Id", request->request_id);

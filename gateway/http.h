@@ -36,6 +36,7 @@ typedef struct {
     const char *web_root;        // WEB_ROOT; NULL or missing: no static files
     const char *services;        // GATEWAY_SERVICES, comma separated, for /readyz
     int auth_rate_limit_per_min; // AUTH_RATE_LIMIT_PER_MIN, 0 = off
+    int64_t keepalive_ms;        // GATEWAY_KEEPALIVE_MS; 0 = not announced
 } gateway_config_t;
 
 typedef struct gateway_t gateway_t;
@@ -105,6 +106,8 @@ void http_send_reply(http_request_t *request, const route_t *route, json_t *repl
 //  URL is unusable). Borrowed.
 rpc_client_t *gateway_thread_rpc(gateway_t *self);
 int64_t gateway_request_timeout_ms(gateway_t *self);
+//  The Keep-Alive header's value ("timeout=N"), or NULL when none is sent.
+const char *gateway_keepalive(gateway_t *self);
 const char *gateway_broker_url(gateway_t *self);
 const char *gateway_services(gateway_t *self);
 const char *gateway_web_root(gateway_t *self); // resolved real path, or NULL

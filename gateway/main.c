@@ -283,6 +283,7 @@ int main(int argc, char **argv)
         .web_root = config_str("WEB_ROOT", "web"),
         .services = config_str("GATEWAY_SERVICES", "identity"),
         .auth_rate_limit_per_min = (int)rate,
+        .keepalive_ms = keepalive_ms,
     };
     gateway_t *gateway = gateway_new(&config);
     if (!gateway) return 1;

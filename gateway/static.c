@@ -170,6 +170,8 @@ static void s_send_file(http_request_t *request, int fd, const struct stat *st,
     mg_response_header_add(request->conn, "Cache-Control", cache_control, -1);
     mg_response_header_add(request->conn, "X-Content-Type-Options", "nosniff", -1);
     mg_response_header_add(request->conn, "X-Request-Id", request->request_id, -1);
+    const char *keepalive = request->close ? NULL : gateway_keepalive(request->gateway);
+    if (keepalive) mg_response_header_add(request->conn, "Keep-Alive", keepalive, -1);
     mg_response_header_send(request->conn);
     request->status = 200;
     if (strcmp(request->info->request_method, "HEAD") == 0) {

@@ -1002,6 +1002,7 @@ static void test_static_files(void **state)
     assert_non_null(strstr(s_header(&response, "Content-Type"), "text/html"));
     assert_non_null(strstr(response.body, "<div id=\"app\">"));
     assert_string_equal(s_header(&response, "Cache-Control"), "no-cache");
+    assert_string_equal(s_header(&response, "Keep-Alive"), "timeout=2");
     char etag[128];
     snprintf(etag, sizeof etag, "If-None-Match: %s", s_header(&response, "ETag"));
     s_response_clear(&response);
@@ -1108,6 +1109,9 @@ static void test_keep_alive(void **state)
                          200);
         assert_int_equal(response.connects, 0); // the same connection
         assert_string_equal(s_header(&response, "Connection"), "keep-alive");
+        //  GATEWAY_KEEPALIVE_MS (2000 by default) announced in whole seconds,
+        //  so clients retire an idle socket before the gateway closes it.
+        assert_string_equal(s_header(&response, "Keep-Alive"), "timeout=2");
         s_response_clear(&response);
     }
 }
