@@ -122,6 +122,11 @@ int activity_flush_pending(db_t *db, void *state)
     return rc;
 }
 
+bool activity_deferring(activity_flush_fn flush)
+{
+    return s_deferred.rows && s_deferred.flush == flush;
+}
+
 int activity_defer(db_t *db, void *state, activity_flush_fn flush, json_t *row)
 {
     if (s_deferred.flush != flush && activity_flush_pending(db, state) != 0) {
@@ -296,21 +301,26 @@ int activity_remove(db_t *db, int64_t owner_id, const char *type, int64_t post_i
                                  5, params));
 }
 
-int activity_remove_many(db_t *db, const char *type, const char *owners, const char *actors)
+int activity_remove_many(db_t *db, const char *type, const char *owners, const char *posts,
+                         const char *actors)
 {
-    const char *params[] = {type, owners, actors};
-    //  As activity_remove for each pair (post 0, source 0), but nothing
-    //  for a deleted account, as the callers' one-by-one handlers skip it.
+    //  Without posts the third array is empty and unnest pads it with NULL.
+    const char *params[] = {type, owners, actors, posts ? posts : "{}"};
+    //  As activity_remove for each pair (source 0), but nothing for a
+    //  deleted account, as the follow handlers skip it one by one (and a
+    //  deleted account has no activity left for an unlike to remove).
     return s_settle(db,
                     db_query(db,
                              "DELETE FROM activity_sources s USING activity_groups g,"
-                             " unnest($2::bigint[], $3::bigint[]) AS p (owner_id, actor_id)"
-                             " WHERE g.owner_id = p.owner_id AND g.type = $1 AND g.post_id = 0"
+                             " unnest($2::bigint[], $3::bigint[], $4::bigint[])"
+                             "   AS p (owner_id, actor_id, post_id)"
+                             " WHERE g.owner_id = p.owner_id AND g.type = $1"
+                             " AND g.post_id = coalesce(p.post_id, 0)"
                              " AND s.group_id = g.id AND s.actor_id = p.actor_id"
                              " AND s.source_id = 0 AND NOT EXISTS (SELECT 1 FROM deleted_users d"
                              "   WHERE d.user_id IN (p.owner_id, p.actor_id))"
                              " RETURNING s.group_id, s.actor_id",
-                             3, params));
+                             4, params));
 }
 
 int activity_remove_source(db_t *db, int64_t source_id)

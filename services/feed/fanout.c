@@ -196,7 +196,7 @@ static int s_flush_follows(db_t *db, const json_t *rows, const feed_t *feed)
     }
     //  Removals first: they touch follow_request groups only, and work on
     //  exact counts; activity_add_many skips deleted accounts itself.
-    if (activity_remove_many(db, "follow_request", feed_ids_literal(&followees),
+    if (activity_remove_many(db, "follow_request", feed_ids_literal(&followees), NULL,
                              feed_ids_literal(&followers)) != 0 ||
         activity_add_many(db, adds) != 0)
         rc = -1;

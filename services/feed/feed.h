@@ -87,6 +87,8 @@ int activity_defer(db_t *db, void *state, activity_flush_fn flush, json_t *row);
 //  Flushes the deferred events: every handler that is not deferred calls
 //  it first, so the order between topics is kept. 0 or -1.
 int activity_flush_pending(db_t *db, void *state);
+//  True when the deferred events are flush's (a run of its topic is open).
+bool activity_deferring(activity_flush_fn flush);
 
 //  The subscriber's batch hooks (EVENTS_BATCH_END, EVENTS_BATCH_RESET):
 //  activity_add defers its groups' actor_count and latest_ms to the end of
@@ -102,9 +104,10 @@ int activity_forget(db_t *db, const event_t *event, void *state);
 int activity_remove(db_t *db, int64_t owner_id, const char *type, int64_t post_id, int64_t actor_id,
                     int64_t source_id);
 //  activity_remove for each pair (owners[i], actors[i]) (SQL array
-//  literals) with post 0 and source 0; pairs with a deleted account are
-//  left alone. 0 or -1.
-int activity_remove_many(db_t *db, const char *type, const char *owners, const char *actors);
+//  literals) on post posts[i] (NULL: post 0 for all) with source 0; pairs
+//  with a deleted account are left alone. 0 or -1.
+int activity_remove_many(db_t *db, const char *type, const char *owners, const char *posts,
+                         const char *actors);
 //  Removes everything source_id (a comment, or a post's caption mentions)
 //  put into any group. 0 or -1.
 int activity_remove_source(db_t *db, int64_t source_id);

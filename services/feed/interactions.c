@@ -19,8 +19,15 @@
     like.created and comment.created, the hottest topics, are deferred
     (activity_defer): s_flush_likes / s_flush_comments handle a batch's run
     of them with two statements over a JSON array (my likes or comments,
-    then activity_add_many), exactly as one by one; the deletes flush that
-    run first, so a like then an unlike of the same pair end as one by one.
+    then activity_add_many), exactly as one by one; a comment's delete
+    flushes that run first.
+
+    like.deleted joins the run of likes (a like/unlike mix would otherwise
+    be runs of one): s_flush_likes removes the run's unlikes first, then
+    adds its likes. That is one by one's order as long as no unlike follows
+    a deferred like of the same post (a post's likes share its activity
+    group, which one unlike may empty), so such an unlike flushes the run
+    first (s_run_posts). Likes of different posts touch different rows.
 */
 #include "feed.h"
 #include "args.h"
@@ -59,21 +66,93 @@ static void s_like_adds(json_t *adds, const json_t *row)
                     json_integer_value(json_object_get(row, "at_ms")));
 }
 
-//  The deferred likes (rows {n, user_id, post_id, author_id, at_ms}): my
-//  likes, the first of duplicates giving the time as ON CONFLICT DO NOTHING
-//  would one by one, and their activity.
+static int s_flush_likes(db_t *db, const json_t *rows, const feed_t *feed);
+
+//  The posts the open run of likes has likes of (see the top of the file):
+//  the subscriber thread's, emptied when a run starts.
+static zhashx_t *s_run_posts;
+
+//  Marks post as liked in the open run of likes, emptying the set first
+//  when no such run is open (the last one was flushed or forgotten).
+static void s_run_posts_add(int64_t post_id)
+{
+    if (!s_run_posts) s_run_posts = zhashx_new();
+    if (!activity_deferring(s_flush_likes)) zhashx_purge(s_run_posts);
+    char key[21];
+    zhashx_insert(s_run_posts, feed_id_text(post_id, key), (void *)1);
+}
+
+//  The unlikes of a run of likes: my likes gone, and their activity.
+static int s_flush_unlikes(db_t *db, const json_t *rows)
+{
+    feed_ids_t users, posts, owners, owner_posts, actors;
+    feed_ids_t *all[] = {&users, &posts, &owners, &owner_posts, &actors};
+    for (size_t i = 0; i < 5; i++)
+        feed_ids_init(all[i]);
+    size_t index;
+    json_t *row;
+    json_array_foreach(rows, index, row)
+    {
+        if (!json_is_true(json_object_get(row, "unlike"))) continue;
+        int64_t user_id = feed_payload_id(row, "user_id");
+        int64_t post_id = feed_payload_id(row, "post_id");
+        int64_t author_id = feed_payload_id(row, "author_id");
+        feed_ids_add(&users, user_id);
+        feed_ids_add(&posts, post_id);
+        if (author_id > 0) {
+            feed_ids_add(&owners, author_id);
+            feed_ids_add(&owner_posts, post_id);
+            feed_ids_add(&actors, user_id);
+        }
+    }
+    int rc = 0;
+    if (users.count) {
+        const char *params[] = {feed_ids_literal(&users), feed_ids_literal(&posts)};
+        if (db_exec(db,
+                    "DELETE FROM my_likes l USING unnest($1::bigint[], $2::bigint[])"
+                    "   AS u (user_id, post_id)"
+                    " WHERE l.user_id = u.user_id AND l.post_id = u.post_id",
+                    2, params) < 0 ||
+            (owners.count &&
+             activity_remove_many(db, "like", feed_ids_literal(&owners),
+                                  feed_ids_literal(&owner_posts), feed_ids_literal(&actors)) != 0))
+            rc = -1;
+    }
+    for (size_t i = 0; i < 5; i++)
+        feed_ids_free(all[i]);
+    return rc;
+}
+
+//  The deferred likes and unlikes (rows {n, user_id, post_id, author_id,
+//  at_ms, unlike}): the unlikes first (s_flush_unlikes), then my likes,
+//  the first of duplicates giving the time as ON CONFLICT DO NOTHING would
+//  one by one, and their activity.
 static int s_flush_likes(db_t *db, const json_t *rows, const feed_t *feed)
 {
-    return s_store_and_add(
-        db, rows,
-        "INSERT INTO my_likes (user_id, post_id, liked_ms)"
-        " SELECT DISTINCT ON (user_id, post_id) user_id, post_id, at_ms"
-        " FROM jsonb_to_recordset($1::jsonb)"
-        "   AS r (n bigint, user_id bigint, post_id bigint, at_ms bigint)"
-        " WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.user_id = r.user_id)"
-        " ORDER BY user_id, post_id, n"
-        " ON CONFLICT DO NOTHING",
-        s_like_adds);
+    if (s_run_posts) zhashx_purge(s_run_posts);
+    if (s_flush_unlikes(db, rows) != 0) return -1;
+    json_t *likes = json_array();
+    size_t index;
+    json_t *row;
+    json_array_foreach(rows, index, row)
+    {
+        if (!json_is_true(json_object_get(row, "unlike"))) json_array_append(likes, row);
+    }
+    int rc =
+        json_array_size(likes) == 0
+            ? 0
+            : s_store_and_add(
+                  db, likes,
+                  "INSERT INTO my_likes (user_id, post_id, liked_ms)"
+                  " SELECT DISTINCT ON (user_id, post_id) user_id, post_id, at_ms"
+                  " FROM jsonb_to_recordset($1::jsonb)"
+                  "   AS r (n bigint, user_id bigint, post_id bigint, at_ms bigint)"
+                  " WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.user_id = r.user_id)"
+                  " ORDER BY user_id, post_id, n"
+                  " ON CONFLICT DO NOTHING",
+                  s_like_adds);
+    json_decref(likes);
+    return rc;
 }
 
 int interactions_on_like_created(db_t *db, const event_t *event, void *state)
@@ -87,28 +166,34 @@ int interactions_on_like_created(db_t *db, const event_t *event, void *state)
     }
     //  Handled with the batch's other likes (s_flush_likes). Nothing for a
     //  deleted account: there, and in activity_add_many, which checks it too.
-    return activity_defer(db, state, s_flush_likes,
-                          json_pack("{sIsIsIsIsI}", "n", (json_int_t)event->seq, "user_id",
-                                    (json_int_t)user_id, "post_id", (json_int_t)post_id,
-                                    "author_id", (json_int_t)author_id, "at_ms",
-                                    (json_int_t)feed_payload_time_ms(event, "created_at")));
+    s_run_posts_add(post_id);
+    return activity_defer(
+        db, state, s_flush_likes,
+        json_pack("{sIsIsIsIsIsb}", "n", (json_int_t)event->seq, "user_id", (json_int_t)user_id,
+                  "post_id", (json_int_t)post_id, "author_id", (json_int_t)author_id, "at_ms",
+                  (json_int_t)feed_payload_time_ms(event, "created_at"), "unlike", 0));
 }
 
 int interactions_on_like_deleted(db_t *db, const event_t *event, void *state)
 {
-    if (activity_flush_pending(db, state) != 0) return -1;
     int64_t post_id = feed_payload_id(event->payload, "post_id");
     int64_t author_id = feed_payload_id(event->payload, "post_author_id");
     int64_t user_id = feed_payload_id(event->payload, "user_id");
     if (post_id <= 0 || user_id <= 0) {
         log_warn("feed: media.like.deleted seq %" PRId64 " malformed; skipped", event->seq);
-        return 0;
+        return activity_flush_pending(db, state);
     }
-    char user[21], post[21];
-    const char *params[] = {feed_id_text(user_id, user), feed_id_text(post_id, post)};
-    if (db_exec(db, "DELETE FROM my_likes WHERE user_id = $1 AND post_id = $2", 2, params) < 0)
+    //  A deferred like of this post goes in before this unlike goes.
+    char post[21];
+    if (activity_deferring(s_flush_likes) && s_run_posts &&
+        zhashx_lookup(s_run_posts, feed_id_text(post_id, post)) &&
+        activity_flush_pending(db, state) != 0)
         return -1;
-    return author_id > 0 ? activity_remove(db, author_id, "like", post_id, user_id, 0) : 0;
+    return activity_defer(db, state, s_flush_likes,
+                          json_pack("{sIsIsIsIsIsb}", "n", (json_int_t)event->seq, "user_id",
+                                    (json_int_t)user_id, "post_id", (json_int_t)post_id,
+                                    "author_id", (json_int_t)author_id, "at_ms", (json_int_t)0,
+                                    "unlike", 1));
 }
 
 //  A comment's activity: on the post's author, then each mention.

@@ -39,12 +39,18 @@
     flushed:
       - when a handler of another topic starts (s_claim; the handlers that
         stay per event flush first thing), so whatever an event does
-        happens after what every earlier event did: a like, an unlike and
-        a like again of one pair are three flushes, as one by one;
+        happens after what every earlier event did;
       - at the batch's end (on_batch_end, the EVENTS_BATCH_END hook),
         before push_flush builds the frames of what the flushes queued;
       - never after a rollback: on_batch_reset (EVENTS_BATCH_RESET) forgets
         it with the push queue.
+    Likes and unlikes share a run (a like/unlike mix would otherwise be
+    runs of one): an unlike is buffered apart, in s_unlikes, and the flush
+    removes before it inserts. That is one by one's order as long as no
+    unlike follows a buffered like of its own key, so such an unlike
+    flushes first (s_like_keys): a like, an unlike and a like again of one
+    pair are two flushes, the second removing, then inserting. Different
+    keys touch different rows, so their order does not matter.
     Inside one run the result is exactly what one by one gives: ids are
     taken per note in event order, so the first note of a key wins as ON
     CONFLICT did (DISTINCT ON keeps it), blocks only change in the graph
@@ -182,11 +188,12 @@ static const char *s_literal_text(literal_t *self)
 //  What a run of buffered events of one topic becomes at its flush.
 typedef enum {
     BATCH_NOTES,           // notifications to make (note_t columns + the event's time)
-    BATCH_LIKE_REMOVALS,   // like notifications to remove: user, key, the unlike's time
     BATCH_COMMENT_REMOVALS // every notification of these comment ids
 } batch_kind_t;
 
-#define BATCH_COLUMNS 10 // the most a kind uses (BATCH_NOTES)
+#define BATCH_COLUMNS 10                // the most a kind uses (BATCH_NOTES)
+#define UNLIKE_COLUMNS 3                // the like's recipient, its key, the unlike's time
+#define LIKE_TOPIC "media.like.created" // the run likes and unlikes share
 
 static struct {
     char topic[96]; // "media.like.created": one of the routes in main.c
@@ -195,12 +202,24 @@ static struct {
     literal_t columns[BATCH_COLUMNS];
 } s_batch; // the subscriber thread's (see the top of the file)
 
-//  Empties the buffer (memory is kept for the next batch).
+//  The like notifications the run's unlikes remove, and the keys of the
+//  like notes the run holds (an unlike of one of them flushes first).
+static struct {
+    size_t count;
+    literal_t columns[UNLIKE_COLUMNS];
+} s_unlikes;
+static zhashx_t *s_like_keys;
+
+//  Empties the buffers (memory is kept for the next batch).
 static void s_batch_clear(void)
 {
     s_batch.count = 0;
     for (int column = 0; column < BATCH_COLUMNS; column++)
         s_batch.columns[column].length = 0;
+    s_unlikes.count = 0;
+    for (int column = 0; column < UNLIKE_COLUMNS; column++)
+        s_unlikes.columns[column].length = 0;
+    if (s_like_keys) zhashx_purge(s_like_keys);
 }
 
 //  Pushes a new unread count to each user of res (rows "user_id, read" of
@@ -221,7 +240,35 @@ static void s_removed(PGresult *res)
 //  then empties the buffer. 0 or -1.
 static int s_flush(db_t *db)
 {
-    if (s_batch.count == 0) return 0;
+    if (s_unlikes.count) {
+        //  Each unlike's window is measured from when it happened, not
+        //  from when we handle it; a row any of them reaches goes once.
+        const char *params[UNLIKE_COLUMNS];
+        for (int column = 0; column < UNLIKE_COLUMNS; column++)
+            params[column] = s_literal_text(&s_unlikes.columns[column]);
+        PGresult *res = db_query(db,
+                                 "DELETE FROM notifications n"
+                                 " USING unnest($1::bigint[], $2::text[], $3::bigint[])"
+                                 "   AS u (user_id, source_key, at_ms)"
+                                 " WHERE n.user_id = u.user_id AND n.source_key = u.source_key"
+                                 " AND n.created_at > (CASE WHEN u.at_ms > 0"
+                                 "   THEN to_timestamp(u.at_ms / 1000.0) ELSE now() END)"
+                                 "   - interval '" NOTIFICATION_UNLIKE_WINDOW "'"
+                                 " RETURNING n.user_id, n.read",
+                                 UNLIKE_COLUMNS, params);
+        s_unlikes.count = 0;
+        for (int column = 0; column < UNLIKE_COLUMNS; column++)
+            s_unlikes.columns[column].length = 0;
+        if (!res) {
+            s_batch_clear();
+            return -1;
+        }
+        s_removed(res);
+    }
+    if (s_batch.count == 0) {
+        s_batch_clear(); // keys of likes that made no note (self-likes)
+        return 0;
+    }
     const char *params[BATCH_COLUMNS];
     for (int column = 0; column < BATCH_COLUMNS; column++)
         params[column] = s_literal_text(&s_batch.columns[column]);
@@ -251,19 +298,6 @@ static int s_flush(db_t *db)
             " ON CONFLICT (user_id, source_key) DO NOTHING RETURNING *)"
             " SELECT " NOTIFICATION_COLUMNS " FROM fresh ORDER BY id",
             10, params);
-    else if (s_batch.kind == BATCH_LIKE_REMOVALS)
-        //  Each unlike's window is measured from when it happened, not
-        //  from when we handle it; a row any of them reaches goes once.
-        res = db_query(db,
-                       "DELETE FROM notifications n"
-                       " USING unnest($1::bigint[], $2::text[], $3::bigint[])"
-                       "   AS u (user_id, source_key, at_ms)"
-                       " WHERE n.user_id = u.user_id AND n.source_key = u.source_key"
-                       " AND n.created_at > (CASE WHEN u.at_ms > 0"
-                       "   THEN to_timestamp(u.at_ms / 1000.0) ELSE now() END)"
-                       "   - interval '" NOTIFICATION_UNLIKE_WINDOW "'"
-                       " RETURNING n.user_id, n.read",
-                       3, params);
     else
         res = db_query(db,
                        "DELETE FROM notifications WHERE comment_id = ANY($1::bigint[])"
@@ -281,14 +315,20 @@ static int s_flush(db_t *db)
 //  Every handler starts here: the buffer is flushed when it holds another
 //  topic's events (so what they do happens before this event, as one by
 //  one), then belongs to event's topic, with rows of kind. 0 or -1.
+static int s_claim_topic(db_t *db, const char *topic, batch_kind_t kind)
+{
+    if ((s_batch.count || s_unlikes.count) && !streq(topic, s_batch.topic) && s_flush(db) != 0)
+        return -1;
+    snprintf(s_batch.topic, sizeof s_batch.topic, "%s", topic);
+    s_batch.kind = kind;
+    return 0;
+}
+
 static int s_claim(db_t *db, const event_t *event, batch_kind_t kind)
 {
     char topic[sizeof s_batch.topic];
     snprintf(topic, sizeof topic, "%s.%s", event->producer, event->topic);
-    if (s_batch.count && !streq(topic, s_batch.topic) && s_flush(db) != 0) return -1;
-    memcpy(s_batch.topic, topic, sizeof topic);
-    s_batch.kind = kind;
-    return 0;
+    return s_claim_topic(db, topic, kind);
 }
 
 //  Appends a row of values[0..count) to the buffer.
@@ -426,8 +466,10 @@ int on_like_created(db_t *db, const event_t *event, void *state)
     snprintf(key, sizeof key, "like:%s:%s", liker, post);
     note_t note = {
         .recipient = author, .type = "like", .actor = liker, .post_id = post, .source_key = key};
-    if (s_claim(db, event, BATCH_NOTES) != 0) return -1;
+    if (s_claim_topic(db, LIKE_TOPIC, BATCH_NOTES) != 0) return -1;
     s_note(event, &note);
+    if (!s_like_keys) s_like_keys = zhashx_new();
+    zhashx_insert(s_like_keys, key, (void *)1);
     return 0;
 }
 
@@ -441,9 +483,13 @@ int on_like_deleted(db_t *db, const event_t *event, void *state)
     char key[64], at_ms[24];
     snprintf(key, sizeof key, "like:%s:%s", liker, post);
     snprintf(at_ms, sizeof at_ms, "%lld", (long long)event->created_ms);
-    if (s_claim(db, event, BATCH_LIKE_REMOVALS) != 0) return -1;
+    //  The like it undoes, if buffered, must be inserted before it goes.
+    if (s_like_keys && zhashx_lookup(s_like_keys, key) && s_flush(db) != 0) return -1;
+    if (s_claim_topic(db, LIKE_TOPIC, BATCH_NOTES) != 0) return -1;
     const char *values[] = {author, key, at_ms};
-    s_batch_add(values, 3);
+    for (int column = 0; column < UNLIKE_COLUMNS; column++)
+        s_literal_add(&s_unlikes.columns[column], values[column]);
+    s_unlikes.count++;
     return 0;
 }
 

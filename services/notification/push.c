@@ -212,12 +212,17 @@ static json_t *s_unread_counts(db_t *db, const json_t *users)
     //  The ids go in as one JSON array; each comes back as given (the key
     //  of its frame). The triggers move the counters inside the writing
     //  transaction, so within a batch they already include what the batch
-    //  did; a user without a row has nothing unread.
+    //  did; a user without a row has nothing unread. A probe per id: as a
+    //  plain join the planner, which expects 100 ids from the function,
+    //  hashes them against a scan of every counter (10,000 users: 2.0 ms a
+    //  call, against 0.2 ms probing); OFFSET 0 keeps the subquery apart.
     PGresult *res = db_query(db,
                              "SELECT ids.uid, coalesce(c.notifications, 0), coalesce(c.messages, 0)"
                              " FROM (SELECT DISTINCT value AS uid"
                              "   FROM json_array_elements_text($1::json)) ids"
-                             " LEFT JOIN unread_counts c ON c.user_id = ids.uid::bigint",
+                             " LEFT JOIN LATERAL (SELECT u.notifications, u.messages"
+                             "   FROM unread_counts u WHERE u.user_id = ids.uid::bigint OFFSET 0) c"
+                             " ON true",
                              1, params);
     free(list);
     if (!res) return NULL;

@@ -681,7 +681,8 @@ static void s_interleaved(int64_t w, bool batched)
     s_like_at(a, p1, b, 1);
     s_like_at(a, p1, b, 1); // duplicate
     s_like_at(c, p1, b, 2);
-    s_unlike(a, p1, b); // another topic between: created, deleted, created again
+    s_unlike(a, p4, c); // joins the run of likes of p1, and empties p4's group
+    s_unlike(a, p1, b); // follows a deferred like of p1: created, deleted, created again
     s_like_at(a, p1, b, 3);
     s_like_at(d, p1, b, 2);
     s_comment_at(w + 201, a, p1, b, json_pack("[ss]", s_id(c), s_id(e)), "first");
@@ -696,6 +697,7 @@ static void s_interleaved(int64_t w, bool batched)
     s_handle(fanout_on_user_deleted, "user.deleted",
              json_pack("{ssss}", "id", s_id(d), "username", "dee"));
     s_like_at(d, p4, c, 4); // about a deleted user: nothing
+    s_unlike(d, p1, b);     // by a deleted user, in a run of likes: nothing
     s_follow(d, b);
     s_follow(c, d);
     s_comment_at(w + 203, d, p1, b, NULL, "late");
@@ -712,10 +714,41 @@ static void s_interleaved(int64_t w, bool batched)
     s_handle(interactions_on_comment_deleted, "comment.deleted",
              json_pack("{ssssssss}", "id", s_id(w + 202), "post_id", s_id(p1), "post_author_id",
                        s_id(b), "author_id", s_id(c)));
+    s_unlike(e, p4, c);       // of nothing, then a like in the same run
     s_like_at(e, p4, c, 100); // the next day
     s_like_at(b, p1, b, 5);   // own post: a like, no activity
     if (batched) s_batch_end();
     s_config.timeline_max = 100;
+}
+
+//  An unlike joins a run of likes unless it follows a deferred like of its
+//  post, which it then flushes first (interactions.c).
+static void test_unlikes_join_the_run(void **state)
+{
+    const int64_t w = 3 * ((int64_t)FEED_TRIM_ONE_IN << 23); // above the other worlds
+    int64_t a = w + 1, b = w + 2, c = w + 3, p = w + 101, q = w + 102;
+    s_post_by(p, c, NULL);
+    s_post_by(q, c, NULL);
+    s_like_at(b, q, c, 0);
+    s_batch_begin();
+    s_like_at(a, p, c, 1);
+    s_unlike(b, q, c);
+    assert_int_equal(json_array_size(s_deferred.rows), 2);
+    s_unlike(a, p, c);
+    assert_int_equal(json_array_size(s_deferred.rows), 1); // the like went in first
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM my_likes WHERE post_id = %s", s_id(p));
+    assert_int_equal(s_count(sql), 1); // in the transaction; this unlike is still deferred
+    s_like_at(b, q, c, 2);
+    assert_int_equal(json_array_size(s_deferred.rows), 2);
+    s_batch_end();
+    assert_int_equal(s_activity_count(c, "like", p), -1);
+    assert_int_equal(s_activity_count(c, "like", q), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM my_likes WHERE post_id IN (%s, %s) AND liked_ms %% 3600000 ="
+             " 120000",
+             s_id(p), s_id(q));
+    assert_int_equal(s_count(sql), 1); // b's like of q again, at its new time; a's gone
 }
 
 static void test_batch_equals_one_by_one(void **state)
@@ -914,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_activity_follows_and_blocks),
         cmocka_unit_test(test_activity_pages),
         cmocka_unit_test(test_batch_equals_one_by_one),
+        cmocka_unit_test(test_unlikes_join_the_run),
         cmocka_unit_test(test_method_arguments),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown) ? 1 : 0;

@@ -181,6 +181,28 @@ static const step_t t_steps[] = {
      "{'post_id':'102','post_author_id':'1','user_id':'5'}", 1308},
     {on_comment_deleted, "media", "comment.deleted", "{'id':'209'}", 1309},
     {on_comment_deleted, "media", "comment.deleted", "{'id':'209'}", 1310},
+    //  likes and unlikes share a run: an unlike of a like made in an
+    //  earlier run rides along (removed first), a like again after it, an
+    //  unlike of nothing, an unlike of a like of this run (flushes first);
+    //  then a run that starts with an unlike
+    {on_like_created, "media", "like.created",
+     "{'post_id':'103','post_author_id':'1','user_id':'2'}", 1311},
+    {on_comment_deleted, "media", "comment.deleted", "{'id':'210'}", 1312},
+    {on_like_created, "media", "like.created",
+     "{'post_id':'103','post_author_id':'1','user_id':'5'}", 1313},
+    {on_like_deleted, "media", "like.deleted",
+     "{'post_id':'103','post_author_id':'1','user_id':'2'}", 1314},
+    {on_like_created, "media", "like.created",
+     "{'post_id':'103','post_author_id':'1','user_id':'2'}", 1315},
+    {on_like_deleted, "media", "like.deleted",
+     "{'post_id':'103','post_author_id':'1','user_id':'7'}", 1316},
+    {on_like_deleted, "media", "like.deleted",
+     "{'post_id':'103','post_author_id':'1','user_id':'5'}", 1317},
+    {on_comment_deleted, "media", "comment.deleted", "{'id':'211'}", 1318},
+    {on_like_deleted, "media", "like.deleted",
+     "{'post_id':'103','post_author_id':'1','user_id':'2'}", 1319},
+    {on_like_created, "media", "like.created",
+     "{'post_id':'103','post_author_id':'1','user_id':'5'}", 1320},
 };
 #define STEPS (sizeof t_steps / sizeof t_steps[0])
 
@@ -256,6 +278,7 @@ static void t_run(db_t *db, bool batched, int64_t start_ms, zlistx_t *log)
         assert_int_equal(db_commit(db), 0);
     }
     assert_int_equal(s_batch.count, 0);
+    assert_int_equal(s_unlikes.count, 0);
 }
 
 //  Every notification of db, one line each, without the ids (taken per
@@ -515,19 +538,25 @@ static void test_batch_equals_one_by_one(void **state)
     //  Concretely: user 1 has a follow (2; 3 was deleted, 4 blocked, 1 is
     //  self), likes of 101 by 2 (liked again after the unlike), 6 (unliked
     //  too late) and 5, likes of 102 by 3 (after their deletion: as before)
-    //  and 5, and comment 202 (201 went with user 3); user 2 the mentions
+    //  and 5, like of 103 by 5 (its first like and 2's two undone, then 5
+    //  again), and comment 202 (201 went with user 3); user 2 the mentions
     //  in 202 and post 102; user 7 follow_accepted; the request is gone.
     db_t *dbs[] = {one, batch};
     for (int i = 0; i < 2; i++) {
         db_t *db = dbs[i];
-        assert_int_equal(t_number(db, "SELECT count(*) FROM notifications"), 10);
+        assert_int_equal(t_number(db, "SELECT count(*) FROM notifications"), 11);
         assert_int_equal(t_number(db, "SELECT count(*) FROM notifications WHERE user_id = 1"
                                       " AND NOT read"),
-                         7);
+                         8);
         assert_int_equal(t_number(db, "SELECT count(*) FROM notifications WHERE user_id = 1"
                                       " AND source_key IN ('follow:2', 'like:2:101', 'like:6:101',"
-                                      " 'like:5:101', 'like:3:102', 'like:5:102', 'comment:202')"),
-                         7);
+                                      " 'like:5:101', 'like:3:102', 'like:5:102', 'like:5:103',"
+                                      " 'comment:202')"),
+                         8);
+        assert_int_equal(t_number(db, "SELECT (extract(epoch FROM created_at) * 1000)::bigint FROM"
+                                      " notifications WHERE source_key = 'like:5:103'") -
+                             (start_ms + 1320000),
+                         0);
         assert_int_equal(t_number(db, "SELECT count(*) FROM notifications WHERE user_id = 2"
                                       " AND source_key IN ('mention:comment:202',"
                                       " 'mention:post:102')"),
@@ -556,7 +585,7 @@ static void test_batch_equals_one_by_one(void **state)
         //  The counters followed, batched or not: one statement of the
         //  batch made, or removed, the notifications of several users.
         t_counts_in_step(db);
-        t_counter_is(db, "1", "7/0");
+        t_counter_is(db, "1", "8/0");
     }
 
     //  The same notification frames in the same order, and a count for
@@ -629,6 +658,34 @@ static void test_reset_and_literals(void **state)
     push_forget(NULL, NULL, NULL);
     assert_int_equal(db_commit(db), 0);
     json_decref(payload);
+
+    //  Likes and unlikes share a run: an unlike of another key waits with
+    //  the likes; an unlike of a like still buffered flushes it first; a
+    //  rollback forgets both buffers.
+    const char *liker_2 = "{\"post_id\":\"105\",\"post_author_id\":\"1\",\"user_id\":\"2\"}";
+    const char *liker_3 = "{\"post_id\":\"105\",\"post_author_id\":\"1\",\"user_id\":\"3\"}";
+    json_t *like_2 = json_loads(liker_2, 0, NULL), *like_3 = json_loads(liker_3, 0, NULL);
+    event.payload = like_2;
+    assert_int_equal(db_begin(db), 0);
+    assert_int_equal(on_like_created(db, &event, NULL), 0);
+    event.topic = "like.deleted";
+    event.payload = like_3;
+    assert_int_equal(on_like_deleted(db, &event, NULL), 0);
+    assert_int_equal(s_batch.count, 1);
+    assert_int_equal(s_unlikes.count, 1);
+    event.payload = like_2;
+    assert_int_equal(on_like_deleted(db, &event, NULL), 0);
+    assert_int_equal(s_batch.count, 0); // the like went in, then this unlike was buffered
+    assert_int_equal(s_unlikes.count, 1);
+    assert_int_equal(t_number(db, "SELECT count(*) FROM notifications"
+                                  " WHERE source_key = 'like:2:105'"),
+                     1);
+    db_rollback(db);
+    assert_int_equal(on_batch_reset(db, NULL, NULL), 0);
+    assert_int_equal(s_unlikes.count, 0);
+    assert_int_equal(t_number(db, "SELECT count(*) FROM notifications WHERE post_id = 105"), 0);
+    json_decref(like_2);
+    json_decref(like_3);
 
     literal_t literal = {0};
     assert_string_equal(s_literal_text(&literal), "{}");
