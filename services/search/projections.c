@@ -35,9 +35,15 @@
     written once, one UPDATE ... FROM unnest.
 
     The flush rule keeps the result exactly that of handling one by one:
-    - a run is written before an event of another topic is handled (so a
-      like, unlike and like again of one pair end as they would singly),
-      when it is full, and at the batch's end (EVENTS_BATCH_END);
+    - a run is written before an event of another topic is handled, when
+      it is full, and at the batch's end (EVENTS_BATCH_END);
+    - except that deletions join a run of their creations (unlikes a run
+      of likes, unfollows of follows: a mix would otherwise be runs of
+      one), buffered apart (search_t.undo) and written first. That is one
+      by one's order as long as no deletion follows a buffered creation of
+      its own pair, so such a deletion writes the runs first (a like,
+      unlike and like again of one pair end as they would singly); other
+      pairs are other rows, and their counts only add up;
     - within a run every event has the same topic and the checks it makes
       (post exists, account not deleted) read rows only other topics
       change, so a set of them equals the sequence: duplicates are folded
@@ -309,11 +315,16 @@ static int s_delta_add(db_t *db, search_t *self, int target, int counter, int64_
     return 0;
 }
 
-//  Writes the run (one statement), adds what it changed to the deltas and
-//  empties it. 0 or -1.
-static int s_flush_run(db_t *db, search_t *self)
+//  The deletion kind that may join a run of kind (S_NONE: none may).
+static int s_undo_kind(int kind)
 {
-    search_run_t *run = &self->run;
+    return kind == S_LIKE_ADD ? S_LIKE_DEL : kind == S_FOLLOW_ADD ? S_FOLLOW_DEL : S_NONE;
+}
+
+//  Writes one run (one statement), adds what it changed to the deltas and
+//  empties it. 0 or -1.
+static int s_write_run(db_t *db, search_t *self, search_run_t *run)
+{
     int kind = run->kind;
     size_t count = run->count;
     run->kind = S_NONE;
@@ -341,6 +352,15 @@ static int s_flush_run(db_t *db, search_t *self)
     return rc;
 }
 
+//  Writes the deletions riding along, then the run (see the top of the
+//  file). On an error what is left is forgotten by the reset hook
+//  (s_forget), as the transaction rolls back. 0 or -1.
+static int s_flush_run(db_t *db, search_t *self)
+{
+    return s_write_run(db, self, &self->undo) != 0 || s_write_run(db, self, &self->run) != 0 ? -1
+                                                                                             : 0;
+}
+
 //  Writes everything buffered: before a handler that is not buffered, and
 //  at the batch's end (the EVENTS_BATCH_END hook). 0 or -1.
 static int s_flush(db_t *db, const event_t *event, void *state)
@@ -357,8 +377,8 @@ static int s_flush(db_t *db, const event_t *event, void *state)
 static int s_forget(db_t *db, const event_t *event, void *state)
 {
     search_t *self = (search_t *)state;
-    self->run.kind = S_NONE;
-    self->run.count = 0;
+    self->run.kind = self->undo.kind = S_NONE;
+    self->run.count = self->undo.count = 0;
     json_decref(self->run.posts);
     self->run.posts = NULL;
     self->deltas[S_POSTS].count = self->deltas[S_USERS].count = 0;
@@ -366,15 +386,36 @@ static int s_forget(db_t *db, const event_t *event, void *state)
 }
 
 //  The run, ready for one more event of kind: written first when it holds
-//  another topic or is full. NULL on a database error.
+//  another topic, when deletions of another pair ride along, or when it is
+//  full. NULL on a database error.
 static search_run_t *s_run_for(db_t *db, void *state, int kind)
 {
-    search_run_t *run = &((search_t *)state)->run;
-    if ((run->kind != kind || run->count == SEARCH_RUN_MAX) &&
-        s_flush_run(db, (search_t *)state) != 0)
-        return NULL;
+    search_t *self = (search_t *)state;
+    search_run_t *run = &self->run;
+    bool joins = (run->count == 0 || run->kind == kind) &&
+                 (self->undo.count == 0 || self->undo.kind == s_undo_kind(kind));
+    if ((!joins || run->count == SEARCH_RUN_MAX) && s_flush_run(db, self) != 0) return NULL;
     run->kind = kind;
     return run;
+}
+
+//  Buffers a deletion of kind (S_LIKE_DEL, S_FOLLOW_DEL) of the pair (a, b)
+//  of creation kind add: along the run when it may (see the top of the
+//  file), else after writing the runs. 0 or -1.
+static int s_buffer_undo(db_t *db, search_t *self, int add, int kind, int64_t a, int64_t b)
+{
+    search_run_t *run = &self->run, *undo = &self->undo;
+    bool joins = (run->count == 0 || run->kind == add) &&
+                 (undo->count == 0 || undo->kind == kind) && undo->count < SEARCH_RUN_MAX;
+    for (size_t index = 0; joins && run->count && index < run->count; index++)
+        if (run->ids[0][index] == a && run->ids[1][index] == b) joins = false;
+    if (!joins && s_flush_run(db, self) != 0) return -1;
+    undo->kind = kind;
+    undo->ids[0][undo->count] = a;
+    undo->ids[1][undo->count] = b;
+    undo->ids[2][undo->count] = 0;
+    undo->count++;
+    return 0;
 }
 
 //  Appends an event of kind with ids (a, b, c: as many as kind takes) to
@@ -455,6 +496,10 @@ static int s_buffer_pair(db_t *db, const event_t *event, void *state, int kind, 
         snprintf(why, sizeof why, "no %s or %s", a, b);
         return s_skip(event, why);
     }
+    if (kind == S_LIKE_DEL)
+        return s_buffer_undo(db, (search_t *)state, S_LIKE_ADD, kind, first, second);
+    if (kind == S_FOLLOW_DEL)
+        return s_buffer_undo(db, (search_t *)state, S_FOLLOW_ADD, kind, first, second);
     return s_buffer(db, state, kind, first, second, 0);
 }
 

@@ -74,6 +74,7 @@ typedef struct {
     pthread_mutex_t trends_lock;
     search_trends_cache_t trends[SEARCH_TREND_WINDOWS];
     search_run_t run;          // the subscriber thread's buffered events
+    search_run_t undo;         // deletions riding along run's creations (projections.c)
     search_deltas_t deltas[2]; // its unwritten counters: [0] posts, [1] users
 } search_t;
 

@@ -920,6 +920,13 @@ static void s_batch_sequence(void (*handle)(const char *, json_t *), const int64
     LIKE("media.like.deleted", y, c);
     LIKE("media.like.deleted", y, b);
     LIKE("media.like.created", y, c);
+    //  Deletions of other pairs join a run of creations (written first):
+    //  x moves from a to c, the author's follower from b to c.
+    LIKE("media.like.created", x, c);
+    LIKE("media.like.deleted", x, a);
+    FOLLOW("graph.follow.created", c, author);
+    FOLLOW("graph.follow.deleted", b, author);
+    FOLLOW("graph.follow.deleted", b, late); // of nothing
 #undef LIKE
 #undef FOLLOW
 #undef COMMENT
@@ -1003,17 +1010,36 @@ static void test_batch_equals_one_by_one(void **state)
     s_batch_sequence(s_handle, batch_users, batch_author, batch_posts, 920000);
     s_batch_end();
 
-    //  x: liked by a (gone's like went with the account), b's comment;
-    //  y: liked by c, c's comment (created again after its deletion);
-    //  the author: followed by a and b; gone: no row; late: followed by a;
+    //  x: liked by c (gone's like went with the account, a's at the end),
+    //  b's comment; y: liked by c, c's comment (created again after its
+    //  deletion); the author: followed by a and c (b left at the end);
+    //  gone: no row; late: followed by a;
     //  the late post: liked by b only; the tag: the two late posts (in
     //  every count), the late post's tags as first given; gone's post: none.
-    const char *expected = "1,1;1,1 | 2 | 1,1;0,0 | 1;0 | 1;0 | 0 | 1 | 1,1 | 2,2,2,2 | 1 | 0 | 0";
+    const char *expected = "1,1;1,1 | 2 | 1,0;0,0 | 1;0 | 1;0 | 0 | 1 | 1,1 | 2,2,2,2 | 1 | 0 | 0";
     assert_string_equal(s_batch_state(single_users, single_author, single_posts), expected);
     assert_string_equal(s_batch_state(batch_users, batch_author, batch_posts), expected);
     //  Follower counts do not touch changed_xid: the trigger of
     //  schemas/search/004 fires only on UPDATE OF username, display_name.
     assert_int_equal(s_count(sql), author_xid);
+
+    //  An unlike joins a run of likes, unless it undoes one of them: then
+    //  the runs are written first. A rollback forgets both.
+    assert_int_equal(db_begin(s_db), 0);
+    s_handle("media.like.created", json_pack("{s:s, s:s}", "post_id", s_text_id(batch_posts[1]),
+                                             "user_id", s_text_id(batch_users[0])));
+    s_handle("media.like.deleted", json_pack("{s:s, s:s}", "post_id", s_text_id(batch_posts[0]),
+                                             "user_id", s_text_id(batch_users[2])));
+    assert_int_equal(s_state.run.count, 1);
+    assert_int_equal(s_state.undo.count, 1);
+    s_handle("media.like.deleted", json_pack("{s:s, s:s}", "post_id", s_text_id(batch_posts[1]),
+                                             "user_id", s_text_id(batch_users[0])));
+    assert_int_equal(s_state.run.count, 0);
+    assert_int_equal(s_state.undo.count, 1);
+    db_rollback(s_db);
+    assert_int_equal(s_route(EVENTS_BATCH_RESET)(s_db, NULL, &s_state), 0);
+    assert_int_equal(s_state.undo.count, 0);
+    assert_string_equal(s_batch_state(batch_users, batch_author, batch_posts), expected);
 
     //  A rolled-back batch leaves nothing buffered behind (the reset hook).
     assert_int_equal(db_begin(s_db), 0);
