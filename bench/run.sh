@@ -34,9 +34,11 @@
 #      the conversation (bench/lua/scenario.lua), so non-2xx counts real
 #      failures, not 404s of strangers;
 #      with the system started here, each scenario also gets its CPU per
-#      request, process by process (bench/cpu.sh), and starts once no
-#      autovacuum worker of its cluster runs (at most BENCH_SETTLE_MAX
-#      (120) s of waiting; the waits go into the report);
+#      request, process by process (bench/cpu.sh), counted from when the
+#      consumers have handled the warm-up's events and no autovacuum
+#      worker of the cluster runs until they have handled the run's (at
+#      most BENCH_SETTLE_MAX (120) s of waiting for each; the waits go
+#      into the report);
 #   4. measures the time to a new post showing in a follower's feed, from
 #      the start of POST /posts (image processing included) and from its
 #      reply (bench_seed feedlag); and each process's peak RSS (VmHWM) and
@@ -176,18 +178,61 @@ settle() { # name
   [ $waited -gt 0 ] && SETTLED+=("$1 ${waited} s")
   return 0
 }
+# How many events the consumers have not handled yet: for each row of each
+# consumer's event_offsets, how far its producer's outbox is ahead, plus the
+# outbox rows no relay has published yet. The query is built once, from the
+# schemas that hold those tables.
+EVENTS_BEHIND_SQL=""
+events_behind() {
+  if [ -z "$EVENTS_BEHIND_SQL" ]; then
+    EVENTS_BEHIND_SQL=$(psql "$DATABASE" -Atc "
+      WITH t AS (SELECT n.nspname AS s, c.relname AS r FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname IN ('outbox', 'event_offsets'))
+      SELECT 'SELECT (SELECT coalesce(sum(greatest(p.top - o.last_seq, 0)), 0) FROM ('
+        || (SELECT string_agg(format('SELECT producer, last_seq FROM %I.event_offsets', s),
+              ' UNION ALL ') FROM t WHERE r = 'event_offsets')
+        || ') o JOIN (' || (SELECT string_agg(format('SELECT %L AS producer,'
+              ' coalesce(max(seq), 0) AS top FROM %I.outbox', s, s), ' UNION ALL ')
+              FROM t WHERE r = 'outbox')
+        || ') p USING (producer)) + ' || (SELECT string_agg(format('(SELECT count(*)'
+              ' FROM %I.outbox WHERE seq IS NULL)', s), ' + ') FROM t WHERE r = 'outbox')" \
+      2>/dev/null) || return 1
+  fi
+  psql "$DATABASE" -Atc "$EVENTS_BEHIND_SQL" 2>/dev/null
+}
+# After a scenario's run: waits, at most BENCH_SETTLE_MAX seconds, until
+# every consumer has handled the events the run made, so that the work they
+# cause is counted in the CPU of the scenario that caused it (a like's
+# notification, feed and search writes) and not in the next one's.
+DRAINED=()
+drain() { # name, or "" for a wait that is not reported
+  [ $started -eq 1 ] || return 0
+  local waited=0 behind
+  while [ $waited -lt "$BENCH_SETTLE_MAX" ]; do
+    behind=$(events_behind) || return 0
+    [ "${behind:-0}" -gt 0 ] 2>/dev/null || break
+    sleep 1
+    waited=$((waited + 1))
+  done
+  [ $waited -gt 0 ] && [ -n "$1" ] && DRAINED+=("$1 ${waited} s")
+  return 0
+}
 run_scenario() { # name, label, method+path for the probe
   local name=$1 label=$2 log="$OUT/wrk-$1.txt" rps p50 p90 p99 errors ratio
   if [ -n "${BENCH_SCENARIOS:-}" ] && [[ " $BENCH_SCENARIOS " != *" $name "* ]]; then return 0; fi
-  settle "$name"
   "$SEED" --url "$URL" --out "$OUT" --users $USERS --tokens "$BENCH_TOKENS" --threads 8 tokens >/dev/null 2>&1 || true
   local script=(-s bench/lua/scenario.lua "$URL" -- "$name" "$OUT" "$JPEG")
   [ "$name" = healthz ] && script=("$URL/healthz")
   wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_WARMUP" "${script[@]}" >/dev/null 2>&1 || true
+  # The warm-up's events and what earlier steps left to autovacuum are not
+  # this scenario's to count.
+  drain "" && settle "$name"
   [ $started -eq 1 ] && bash bench/cpu.sh snapshot "$VAR" >"$OUT/cpu-$name.before" 2>/dev/null
   wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_DURATION" --timeout 10s --latency "${script[@]}" >"$log" 2>&1 || true
   if [ $started -eq 1 ]; then
-    # CPU ms per request, process by process (bench/cpu.sh): what a req/s ceiling is made of.
+    # CPU ms per request, process by process (bench/cpu.sh): what a req/s
+    # ceiling is made of, the events' consumers included.
+    drain "$name"
     bash bench/cpu.sh snapshot "$VAR" >"$OUT/cpu-$name.after" 2>/dev/null
     local served cpu
     served=$(awk '/requests in/ {print $1; exit}' "$log")
@@ -355,8 +400,11 @@ REPORT="$OUT/benchmarks.md"
   echo
   if [ $started -eq 1 ]; then
     settled=$(IFS=,; echo "${SETTLED[*]:-}" | sed 's/,/, /g')
-    echo "Before each scenario the run waited for Postgres's autovacuum workers to finish (at most"
-    echo "${BENCH_SETTLE_MAX} s): ${settled:-no wait was needed}."
+    drained=$(IFS=,; echo "${DRAINED[*]:-}" | sed 's/,/, /g')
+    echo "Before each measured run (after its warm-up) the consumers had handled every event, and the"
+    echo "run waited for Postgres's autovacuum workers to finish (at most ${BENCH_SETTLE_MAX} s):"
+    echo "${settled:-no wait was needed}. After it, the CPU count went on until every consumer had"
+    echo "handled the events the run made: ${drained:-no wait was needed}."
     echo
   fi
   echo "Timings on a shared 2-core machine are noisy: compare the ratio to the"
@@ -368,7 +416,8 @@ REPORT="$OUT/benchmarks.md"
   echo
   if [ ${#CPU_ROWS[@]} -gt 0 ]; then
     echo "CPU per request (\`bench/cpu.sh\`: utime + stime of every process of the system and of"
-    echo "Postgres during the measured run, divided by the requests served; wrk's own CPU is not in it)."
+    echo "Postgres from the start of the measured run until the consumers had handled its events, divided"
+    echo "by the requests served; wrk's own CPU is not in it)."
     echo "On $(nproc) cores this is the throughput ceiling: $(nproc) × 1000 ms ÷ the total, shared with wrk."
     echo
     echo "| scenario | CPU ms per request: total (by process, 0.005 ms and up) |"
