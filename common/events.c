@@ -30,7 +30,12 @@
     (pg_try_advisory_lock, retried every second by the others; a lost
     connection loses the lock, noticed by the backend pid changing). The
     leader LISTENs, waits on the connection's socket and the actor pipe, and
-    also polls every 500 ms as a safety net. Each round numbers up to 500
+    also polls every 500 ms as a safety net. A commit after a quiet spell is
+    published at once; one that comes within EVENTS_PUBLISH_LINGER_MS of the
+    last round waits for that much to have passed, with the connection's
+    socket out of the poll, so a busy producer (a like a millisecond) is
+    numbered a few rows a round and not one: every round is a transaction
+    of three statements. Each round numbers up to 500
     unpublished rows in one transaction, commits, then sends each as two
     frames: "<producer>.<topic>" and the msgpack map {producer, seq, topic,
     request_id, created_ms, payload}. A crash between commit and send loses
@@ -78,14 +83,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EVENTS_BATCH 500         // rows numbered per publisher round
-#define EVENTS_PUBLISH_ROUNDS 20 // rounds per wake-up before looking at the pipe
-#define EVENTS_POLL_MS 500       // the leader's safety-net poll
-#define EVENTS_ELECTION_MS 1000  // how often a follower tries to lead
-#define EVENTS_REPLAY_MS 3000    // subscriber's periodic replay (EVENTS_REPLAY_MS)
-#define EVENTS_REPLAY_LIMIT 500  // default and page size of a replay
-#define EVENTS_HANDLE_BATCH 500  // events of one producer handled in one transaction
-#define EVENTS_LINGER_MS 10      // how long a busy stream is gathered before a batch
+#define EVENTS_BATCH 500           // rows numbered per publisher round
+#define EVENTS_PUBLISH_ROUNDS 20   // rounds per wake-up before looking at the pipe
+#define EVENTS_POLL_MS 500         // the leader's safety-net poll
+#define EVENTS_ELECTION_MS 1000    // how often a follower tries to lead
+#define EVENTS_REPLAY_MS 3000      // subscriber's periodic replay (EVENTS_REPLAY_MS)
+#define EVENTS_REPLAY_LIMIT 500    // default and page size of a replay
+#define EVENTS_HANDLE_BATCH 500    // events of one producer handled in one transaction
+#define EVENTS_LINGER_MS 10        // how long a busy stream is gathered before a batch
+#define EVENTS_PUBLISH_LINGER_MS 5 // least time between publisher rounds while busy
 #define EVENTS_REPLAY_LIMIT_MAX 1000
 #define EVENTS_REPLAY_PAGES 20      // pages per replay call before looking at the pipe
 #define EVENTS_RPC_TIMEOUT_MS 3000  // one replay call
@@ -339,7 +345,9 @@ typedef struct {
     char *producer;
     char channel[72];
     bool leader;
-    int backend_pid; // of the session that holds the lock
+    int backend_pid;    // of the session that holds the lock
+    int64_t linger_ms;  // EVENTS_PUBLISH_LINGER_MS
+    int64_t last_round; // zclock_mono() after the last round that published
 } publisher_t;
 
 static void s_publisher_free(publisher_t **self_p)
@@ -452,12 +460,18 @@ static int s_publish_batch(publisher_t *self)
 //  rows may be waiting.
 static bool s_publish_pending(publisher_t *self)
 {
-    for (int round = 0; round < EVENTS_PUBLISH_ROUNDS; round++) {
+    bool more = true;
+    int total = 0;
+    for (int round = 0; round < EVENTS_PUBLISH_ROUNDS && more; round++) {
         int sent = s_publish_batch(self);
         if (sent < 0) log_warn("events: publishing %s failed; retrying", self->producer);
-        if (sent < EVENTS_BATCH) return false;
+        if (sent > 0) total += sent;
+        more = sent >= EVENTS_BATCH;
     }
-    return true;
+    //  Only a round that found rows makes the stream busy: the safety-net
+    //  polls of an idle producer must not hold back its next commit.
+    if (total > 0) self->last_round = zclock_mono();
+    return more;
 }
 
 //  Tries to become the producer's publisher. True when this thread leads.
@@ -523,7 +537,10 @@ static void s_publisher_actor(zsock_t *pipe, void *args)
             next_election = now + EVENTS_ELECTION_MS;
             wake = self->leader;
         }
-        if (self->leader && (wake || now >= next_poll)) {
+        //  Busy: the last round was under linger_ms ago (see the top).
+        int64_t gather_until = self->last_round + self->linger_ms;
+        bool gathering = self->leader && wake && now < gather_until;
+        if (self->leader && !gathering && (wake || now >= next_poll)) {
             //  Notifications so far are covered by this round; any that
             //  libpq reads while the round runs mean a later commit.
             s_drain_notifications(self);
@@ -532,12 +549,15 @@ static void s_publisher_actor(zsock_t *pipe, void *args)
             next_poll = zclock_mono() + EVENTS_POLL_MS;
         }
         now = zclock_mono();
-        int64_t until = self->leader ? (wake ? now : next_poll) : next_election;
+        int64_t until = !self->leader ? next_election
+                        : gathering   ? gather_until
+                        : wake        ? now
+                                      : next_poll;
         long timeout = until > now ? (long)(until - now) : 0;
         zmq_pollitem_t items[2] = {{zsock_resolve(pipe), 0, ZMQ_POLLIN, 0}};
         int count = 1;
         PGconn *conn = db_conn(self->db);
-        if (self->leader && PQstatus(conn) == CONNECTION_OK && PQsocket(conn) >= 0) {
+        if (self->leader && !gathering && PQstatus(conn) == CONNECTION_OK && PQsocket(conn) >= 0) {
             items[1] = (zmq_pollitem_t){NULL, PQsocket(conn), ZMQ_POLLIN, 0};
             count = 2;
         }
@@ -566,6 +586,10 @@ events_publisher_t *events_publisher_new(const char *database_url, const char *p
         s_publisher_free(&state);
         return NULL;
     }
+    state->linger_ms = config_int("EVENTS_PUBLISH_LINGER_MS", EVENTS_PUBLISH_LINGER_MS);
+    if (state->linger_ms < 0 || state->linger_ms > 1000)
+        state->linger_ms = EVENTS_PUBLISH_LINGER_MS;
+    state->last_round = INT64_MIN / 2; // no round yet: the first commit goes at once
     state->db = db_new(database_url, producer);
     if (!state->db || events_ensure_tables(state->db) != 0) {
         s_publisher_free(&state);

@@ -1028,6 +1028,51 @@ static void test_busy_stream_is_gathered(void **state)
     s_batch_fixture_free(&fixture);
 }
 
+//  EVENTS_PUBLISH_LINGER_MS: a commit after a quiet spell is published at
+//  once; one within the linger of the last publisher round waits for it,
+//  and the commits of that wait go out in one round. (1 s here, so the
+//  timing is unmistakable; the default is 5 ms.)
+static void test_busy_producer_is_gathered(void **state)
+{
+    setenv("EVENTS_PUBLISH_LINGER_MS", "1000", 1);
+    batch_fixture_t fixture = s_batch_fixture("publinger");
+    unsetenv("EVENTS_PUBLISH_LINGER_MS");
+    const char *producer = fixture.producer, *consumer = fixture.consumer;
+    db_t *db = fixture.db, *consumer_db = fixture.consumer_db;
+    handler_state_t handler = {0};
+    char *route_topic = zsys_sprintf("%s.item.created", producer);
+    events_route_t routes[] = {
+        {route_topic, s_record_transaction}, {EVENTS_BATCH_END, s_batch_end}, {NULL, NULL}};
+    events_subscriber_t *subscriber =
+        events_subscriber_new(s_url, consumer, BUS_OUT, FAKE_BROKER, routes, &handler);
+    assert_non_null(subscriber);
+    zclock_sleep(SETTLE_MS);
+
+    int64_t started = zclock_mono();
+    s_emit(db, 0, 1, "item.created");
+    assert_int_equal(s_wait_count(consumer_db, "SELECT last_seq FROM event_offsets", 1, 5000), 1);
+    int64_t lone = zclock_mono() - started;
+    print_message("lone commit handled after %lld ms\n", (long long)lone);
+    assert_true(lone < 800);
+
+    //  Three commits right after: none before the linger has passed since
+    //  the first one's round, which began after `started`.
+    for (int i = 1; i <= 3; i++)
+        s_emit(db, i, 1, "item.created");
+    assert_int_equal(s_wait_count(consumer_db, "SELECT last_seq FROM event_offsets", 4, 5000), 4);
+    int64_t busy = zclock_mono() - started;
+    print_message("busy commits handled %lld ms after the first\n", (long long)busy);
+    assert_true(busy >= 1000);
+    //  Published in one round, they came to the consumer together (one
+    //  transaction, or two if it woke between their frames).
+    assert_true(
+        s_count(consumer_db, "SELECT count(DISTINCT tx) FROM batch_effects WHERE seq > 1") <= 2);
+
+    events_subscriber_destroy(&subscriber);
+    zstr_free(&route_topic);
+    s_batch_fixture_free(&fixture);
+}
+
 static void test_bad_arguments(void **state)
 {
     assert_null(events_publisher_new(s_url, "Bad Name", BUS_IN));
@@ -1175,6 +1220,7 @@ int main(void)
         cmocka_unit_test(test_two_consumer_instances_handle_once),
         cmocka_unit_test(test_backlog_is_handled_in_batches),
         cmocka_unit_test(test_busy_stream_is_gathered),
+        cmocka_unit_test(test_busy_producer_is_gathered),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test_teardown(test_through_the_real_broker, s_stop_broker),
     };
