@@ -537,7 +537,8 @@ static void s_publisher_actor(zsock_t *pipe, void *args)
             next_election = now + EVENTS_ELECTION_MS;
             wake = self->leader;
         }
-        //  Busy: the last round was under linger_ms ago (see the top).
+        //  Busy: the last round that published was under linger_ms ago
+        //  (see the top).
         int64_t gather_until = self->last_round + self->linger_ms;
         bool gathering = self->leader && wake && now < gather_until;
         if (self->leader && !gathering && (wake || now >= next_poll)) {
