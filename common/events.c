@@ -92,6 +92,7 @@
 #define EVENTS_HANDLE_BATCH 500    // events of one producer handled in one transaction
 #define EVENTS_LINGER_MS 10        // how long a busy stream is gathered before a batch
 #define EVENTS_PUBLISH_LINGER_MS 5 // least time between publisher rounds while busy
+#define EVENTS_TRIM_BATCHED 10000  // events handled in batches before an idle subscriber trims
 #define EVENTS_REPLAY_LIMIT_MAX 1000
 #define EVENTS_REPLAY_PAGES 20      // pages per replay call before looking at the pipe
 #define EVENTS_RPC_TIMEOUT_MS 3000  // one replay call
@@ -658,6 +659,7 @@ typedef struct {
     size_t batch_max;              // events a transaction (EVENTS_HANDLE_BATCH; 1 = one each)
     int64_t linger_ms;             // EVENTS_LINGER_MS: gather a busy stream this long
     int64_t last_drain;            // when the last drain ended (zclock_mono)
+    size_t batched;                // events handled in batches since the last trim
     events_handler_fn batch_end;   // EVENTS_BATCH_END route, or NULL
     events_handler_fn batch_reset; // EVENTS_BATCH_RESET route, or NULL
 } subscriber_t;
@@ -912,6 +914,7 @@ static outcome_t s_handle_batch(subscriber_t *self, producer_t *producer, const 
     }
     if (last > producer->last_known) producer->last_known = last;
     *done = index;
+    self->batched += index - first;
     return outcome;
 }
 
@@ -1205,7 +1208,17 @@ static void s_subscriber_actor(zsock_t *pipe, void *args)
         }
         if ((items[1].revents & ZMQ_POLLIN) && s_stream_is_busy(self))
             zmq_poll(items, 1, self->linger_ms); // a command cuts it short
-        if (s_drain(self) > 0) self->last_drain = zclock_mono();
+        if (s_drain(self) > 0)
+            self->last_drain = zclock_mono();
+        else if (self->batched >= EVENTS_TRIM_BATCHED) {
+            //  Idle after a backlog: a catch-up's batches leave their freed
+            //  memory in the thread's malloc arena, and glibc keeps it (feed
+            //  held 58 MiB after the bench's seed, 15 MiB once restarted:
+            //  docs/benchmarks.md, session 8). common/service.c trims its
+            //  workers the same way after large requests.
+            malloc_trim(0);
+            self->batched = 0;
+        }
     }
     s_subscriber_free(&self);
 }
