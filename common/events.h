@@ -55,6 +55,34 @@ int events_emit(db_t *db, const char *topic, const json_t *payload);
 //  (asserted). An empty array is a no-op. Returns 0 or -1.
 int events_emit_many(db_t *db, const char *topic, const json_t *payloads);
 
+//  An event emitted by the statement that makes its change: one round trip
+//  instead of BEGIN, the change, events_emit and COMMIT, for a hot write
+//  that fits one statement (a like). A statement is atomic on its own, so
+//  the change and its outbox row still commit or roll back together.
+//  events_inline_init checks topic and payload (borrowed) as events_emit
+//  does and fills the texts to bind; the statement then holds a CTE
+//
+//      emitted AS (EVENTS_INLINE_INSERT("changed", "$4", "$5", "$6", "$7"))
+//
+//  which appends one outbox row per row of the CTE "changed" (none: no
+//  event) and asks for the publisher's wake-up at commit; $4..$7 bound to
+//  topic, payload, request_id and channel. The statement must read
+//  "emitted" (SELECT count(*) FROM emitted) so the caller can tell.
+typedef struct {
+    const char *topic;
+    char *payload;          // the msgpack bytes in bytea's hex input form
+    const char *request_id; // the thread's log id: bind it before the request ends
+    char channel[72];       // the producer's NOTIFY channel
+} events_inline_t;
+
+#define EVENTS_INLINE_INSERT(rows, topic, payload, request_id, channel)                            \
+    "INSERT INTO outbox (topic, payload, request_id) SELECT " topic "::text, " payload             \
+    "::bytea, " request_id "::text FROM " rows " RETURNING pg_notify(" channel "::text, '')"
+
+//  Returns 0, or -1 (logged) for a bad topic or payload; then nothing to clear.
+int events_inline_init(events_inline_t *self, db_t *db, const char *topic, const json_t *payload);
+void events_inline_clear(events_inline_t *self);
+
 //  ---- publisher ---------------------------------------------------------
 typedef struct events_publisher_t events_publisher_t;
 

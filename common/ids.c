@@ -68,6 +68,15 @@ int64_t ids_time_ms(int64_t id)
     return (id >> (IDS_SHARD_BITS + IDS_SEQUENCE_BITS)) + IDS_EPOCH_MS;
 }
 
+void ids_format_time(int64_t unix_ms, char *buf, size_t size)
+{
+    time_t seconds = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&seconds, &tm);
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
+}
+
 int ids_shard(int64_t id)
 {
     return (int)((id >> IDS_SEQUENCE_BITS) & SHARD_MASK);

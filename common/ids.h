@@ -33,5 +33,8 @@ int64_t ids_floor_for_time(int64_t unix_ms);
 bool ids_parse(const char *text, int64_t *id_out);
 //  Formats into buf (>= 21 bytes).
 void ids_format(int64_t id, char *buf, size_t size);
+//  Formats unix ms as the API's timestamps do ("2026-01-02T03:04:05.678Z",
+//  UTC, what Postgres's to_char of the services writes) into buf (>= 25 bytes).
+void ids_format_time(int64_t unix_ms, char *buf, size_t size);
 
 #endif

@@ -499,8 +499,7 @@ json_t *activity_list(call_t *call)
         json_object_set_new(item, "actor_count",
                             json_integer(strtoll(PQgetvalue(res, row, COL_COUNT), NULL, 10)));
         char latest[32];
-        feed_format_time(strtoll(PQgetvalue(res, row, COL_LATEST), NULL, 10), latest,
-                         sizeof latest);
+        ids_format_time(strtoll(PQgetvalue(res, row, COL_LATEST), NULL, 10), latest, sizeof latest);
         json_object_set_new(item, "latest_at", json_string(latest));
         json_array_append_new(items, item);
     }

@@ -161,7 +161,6 @@ int64_t feed_json_id(const json_t *value);
 //  absent or malformed.
 int64_t feed_payload_time_ms(const event_t *event, const char *name);
 //  Formats unix ms as RFC 3339 UTC with milliseconds into buf (>= 25 bytes).
-void feed_format_time(int64_t ms, char *buf, size_t size);
 //  Decimal text of id in buf (>= 21 bytes); returns buf.
 const char *feed_id_text(int64_t id, char *buf);
 

@@ -32,6 +32,7 @@
 #include "feed.h"
 #include "args.h"
 #include "cursor.h"
+#include "ids.h"
 #include "errors.h"
 #include "log.h"
 
@@ -387,7 +388,7 @@ static json_t *s_comments(call_t *call, int limit, int64_t cursor_id)
     for (int row = 0; row < shown; row++) {
         if (!json_object_get(visible, PQgetvalue(res, row, 1))) continue;
         char created[32];
-        feed_format_time(strtoll(PQgetvalue(res, row, 3), NULL, 10), created, sizeof created);
+        ids_format_time(strtoll(PQgetvalue(res, row, 3), NULL, 10), created, sizeof created);
         json_array_append_new(items,
                               json_pack("{sssssOssss}", "id", PQgetvalue(res, row, 0), "post_id",
                                         PQgetvalue(res, row, 1), "author", author, "text",

@@ -120,15 +120,6 @@ int64_t feed_payload_time_ms(const event_t *event, const char *name)
     return event->created_ms;
 }
 
-void feed_format_time(int64_t ms, char *buf, size_t size)
-{
-    time_t seconds = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&seconds, &tm);
-    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 const char *feed_id_text(int64_t id, char *buf)
 {
     ids_format(id, buf, 21);

@@ -188,9 +188,6 @@ json_t *graph_begin_pair_lock(db_t *db, int64_t a, int64_t b);
 json_t *graph_finish(db_t *db, json_t *error, const char *what);
 //  "{1,2,3}" for a bigint[] parameter. Caller frees.
 char *graph_id_array(size_t n, const int64_t *ids);
-//  RFC 3339 UTC with milliseconds of the time an id was made at, into buf
-//  (>= 32 bytes).
-void graph_id_time(int64_t id, char *buf, size_t size);
 //  Emits topic with {a_name: a, b_name: b} and, when time_id > 0,
 //  created_at: the time time_id was made at. 0 or -1.
 int graph_emit_pair(db_t *db, const char *topic, const char *a_name, int64_t a, const char *b_name,

@@ -64,17 +64,6 @@ char *graph_id_array(size_t n, const int64_t *ids)
     return text;
 }
 
-void graph_id_time(int64_t id, char *buf, size_t size)
-{
-    int64_t ms = ids_time_ms(id);
-    time_t seconds = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&seconds, &tm);
-    char date[24];
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, size, "%s.%03dZ", date, (int)(ms % 1000));
-}
-
 //  The decimal texts of ids[0..n) into text (one GRAPH_ID_TEXT slot each)
 //  and pointers to them into params, for a statement's $1..$n.
 static void s_id_params(int n, const int64_t *ids, char (*text)[GRAPH_ID_TEXT], const char **params)
@@ -137,7 +126,7 @@ int graph_emit_pair(db_t *db, const char *topic, const char *a_name, int64_t a, 
     json_t *payload = json_pack("{s:s, s:s}", a_name, a_text, b_name, b_text);
     if (time_id > 0) {
         char when[32];
-        graph_id_time(time_id, when, sizeof when);
+        ids_format_time(ids_time_ms(time_id), when, sizeof when);
         json_object_set_new(payload, "created_at", json_string(when));
     }
     int rc = events_emit(db, topic, payload);

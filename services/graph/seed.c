@@ -33,6 +33,7 @@
 #include "config.h"
 #include "errors.h"
 #include "events.h"
+#include "ids.h"
 #include "log.h"
 
 #include <czmq.h>
@@ -109,7 +110,7 @@ json_t *graph_seed(call_t *call)
     }
     for (int row = 0; row < PQntuples(res); row++) {
         char when[32];
-        graph_id_time(strtoll(PQgetvalue(res, row, 0), NULL, 10), when, sizeof when);
+        ids_format_time(ids_time_ms(strtoll(PQgetvalue(res, row, 0), NULL, 10)), when, sizeof when);
         json_array_append_new(payloads, json_pack("{s:s, s:s, s:s}", "follower_id",
                                                   PQgetvalue(res, row, 1), "followee_id",
                                                   PQgetvalue(res, row, 2), "created_at", when));

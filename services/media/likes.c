@@ -7,10 +7,10 @@
     Idempotent: liking twice is one like (the primary key (post_id,
     user_id) and ON CONFLICT DO NOTHING); only a like or unlike that
     changed a row moves like_count and emits an event. The count is exact
-    under concurrency because the row insert and the counter UPDATE are in
-    one transaction and the UPDATE's row lock serializes the likers of one
-    post; the reply's like_count is the value this transaction wrote (or,
-    for a repeat, the committed value).
+    under concurrency because the row insert, the counter UPDATE and the
+    event are one statement and the UPDATE's row lock serializes the likers
+    of one post; the reply's like_count is the value this statement wrote
+    (or, for a repeat, the committed value).
 
     The likers list is newest first by the like's own id (a time-ordered id
     made when the like was), so a cursor is the last like id of a page.
@@ -30,71 +30,70 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  One statement makes the change, moves the counter and emits the event
+//  (events_inline_t): the like or unlike is a single round trip, atomic on
+//  its own. "changed" has a row only when a like row appeared or went, so a
+//  repeat moves nothing and emits nothing; the reply's count is then the
+//  committed one. A NULL count means the post is gone.
+// clang-format off
+#define LIKE_SQL                                                                                   \
+    "WITH changed AS (INSERT INTO likes (post_id, user_id, id) VALUES ($1, $2, $3)"                \
+    " ON CONFLICT DO NOTHING RETURNING post_id),"                                                  \
+    " counted AS (UPDATE posts SET like_count = like_count + 1"                                    \
+    " WHERE id IN (SELECT post_id FROM changed) RETURNING like_count),"                            \
+    " emitted AS (" EVENTS_INLINE_INSERT("counted", "$4", "$5", "$6", "$7") ")"                    \
+    " SELECT coalesce((SELECT like_count FROM counted),"                                           \
+    " (SELECT like_count FROM posts WHERE id = $1)), (SELECT count(*) FROM emitted)"
+#define UNLIKE_SQL                                                                                 \
+    "WITH changed AS (DELETE FROM likes WHERE post_id = $1 AND user_id = $2 RETURNING post_id),"   \
+    " counted AS (UPDATE posts SET like_count = like_count - 1"                                    \
+    " WHERE id IN (SELECT post_id FROM changed) RETURNING like_count),"                            \
+    " emitted AS (" EVENTS_INLINE_INSERT("counted", "$3", "$4", "$5", "$6") ")"                    \
+    " SELECT coalesce((SELECT like_count FROM counted),"                                           \
+    " (SELECT like_count FROM posts WHERE id = $1)), (SELECT count(*) FROM emitted)"
+// clang-format on
+
 static json_t *s_like(call_t *call, bool like)
 {
     int64_t id = 0, author = 0;
     json_t *reply = posts_visible_arg(call, &id, &author);
     if (reply) return reply;
 
-    db_t *db = call->db;
-    char post_id[21], viewer[21], like_id[21], author_text[21];
-    const char *params[] = {media_id_text(id, post_id), media_id_text(call->viewer_id, viewer),
-                            media_id_text(ids_next(), like_id)};
-    json_t *payload = NULL;
-    PGresult *res = NULL;
-    if (db_begin(db) != 0) return media_internal("begin");
-    long changed =
-        like ? db_exec(db,
-                       "INSERT INTO likes (post_id, user_id, id) VALUES ($1, $2, $3)"
-                       " ON CONFLICT DO NOTHING",
-                       3, params)
-             : db_exec(db, "DELETE FROM likes WHERE post_id = $1 AND user_id = $2", 2, params);
-    if (changed < 0) {
-        //  A post deleted meanwhile makes the insert fail its foreign key.
-        bool gone = streq(db_last_sqlstate(db), "23503");
-        reply = gone ? media_not_found() : media_internal("like");
-        goto cleanup;
-    }
-    if (changed == 1)
-        res = db_query(db,
-                       like ? "UPDATE posts SET like_count = like_count + 1 WHERE id = $1"
-                              " RETURNING like_count, to_char(now() AT TIME ZONE 'UTC',"
-                              " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-                            : "UPDATE posts SET like_count = like_count - 1 WHERE id = $1"
-                              " RETURNING like_count, ''",
-                       1, params);
-    else
-        res = db_query(db, "SELECT like_count, '' FROM posts WHERE id = $1", 1, params);
-    if (!res) {
-        reply = media_internal("count like");
-        goto cleanup;
-    }
-    if (PQntuples(res) != 1) {
-        reply = media_not_found();
-        goto cleanup;
-    }
-    long long count = atoll(PQgetvalue(res, 0, 0));
-    if (changed == 1) {
-        media_id_text(author, author_text);
-        payload =
-            like ? json_pack("{s:s, s:s, s:s, s:s}", "post_id", post_id, "post_author_id",
-                             author_text, "user_id", viewer, "created_at", PQgetvalue(res, 0, 1))
-                 : json_pack("{s:s, s:s, s:s}", "post_id", post_id, "post_author_id", author_text,
-                             "user_id", viewer);
-        if (events_emit(db, like ? "like.created" : "like.deleted", payload) != 0) {
-            reply = media_internal("emit like event");
-            goto cleanup;
-        }
-    }
-    if (db_commit(db) != 0) {
-        reply = media_internal("commit like");
-        goto cleanup;
-    }
-    reply = reply_ok(200, json_pack("{s:b, s:I}", "liked", like, "like_count", (json_int_t)count));
-cleanup:
-    if (db_in_transaction(db)) db_rollback(db);
-    PQclear(res);
+    int64_t like_id = ids_next();
+    char post_id[21], viewer[21], like_text[21], author_text[21], created_at[32];
+    media_id_text(id, post_id);
+    media_id_text(call->viewer_id, viewer);
+    media_id_text(author, author_text);
+    //  The like's time is its id's, which orders the likers list.
+    ids_format_time(ids_time_ms(like_id), created_at, sizeof created_at);
+    json_t *payload = like ? json_pack("{s:s, s:s, s:s, s:s}", "post_id", post_id, "post_author_id",
+                                       author_text, "user_id", viewer, "created_at", created_at)
+                           : json_pack("{s:s, s:s, s:s}", "post_id", post_id, "post_author_id",
+                                       author_text, "user_id", viewer);
+    events_inline_t event;
+    int rc = events_inline_init(&event, call->db, like ? "like.created" : "like.deleted", payload);
     json_decref(payload);
+    if (rc != 0) return media_internal("like event");
+
+    const char *params[] = {post_id,      viewer,        media_id_text(like_id, like_text),
+                            event.topic,  event.payload, event.request_id,
+                            event.channel};
+    //  An unlike binds no like id: its statement starts at the topic.
+    const char *unlike_params[] = {post_id,       viewer,           event.topic,
+                                   event.payload, event.request_id, event.channel};
+    PGresult *res = like ? db_query(call->db, LIKE_SQL, 7, params)
+                         : db_query(call->db, UNLIKE_SQL, 6, unlike_params);
+    if (!res) {
+        //  A post deleted meanwhile makes the insert fail its foreign key.
+        bool gone = streq(db_last_sqlstate(call->db), "23503");
+        reply = gone ? media_not_found() : media_internal("like");
+    } else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+        reply = media_not_found();
+    else
+        reply = reply_ok(200, json_pack("{s:b, s:I}", "liked", like, "like_count",
+                                        (json_int_t)atoll(PQgetvalue(res, 0, 0))));
+    PQclear(res);
+    events_inline_clear(&event);
     return reply;
 }
 

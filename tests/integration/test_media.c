@@ -1572,6 +1572,64 @@ static void test_internal_methods(void **state)
     json_decref(bob);
 }
 
+//  A like and an unlike are one statement each with their event: a repeat
+//  changes nothing and emits nothing, and the event's time is the like's.
+static void test_like_events_once(void **state)
+{
+    json_t *ann = s_register("evlikee", NULL);
+    json_t *bob = s_register("evliker", NULL);
+    json_t *post = s_post(s_token(ann), "like me once");
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/posts/%s/like", s_id(post));
+    int64_t before = zclock_time();
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(s_status("POST", path, s_token(bob), NULL), 200);
+    int64_t after = zclock_time();
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(s_status("DELETE", path, s_token(bob), NULL), 200);
+
+    json_t *reply = s_rpc("events.replay", 0, json_pack("{s:i, s:i}", "since", 0, "limit", 1000));
+    assert_int_equal(reply_status(reply), 200);
+    int created = 0, deleted = 0;
+    size_t index;
+    json_t *event;
+    json_array_foreach(json_object_get(reply_body(reply), "events"), index, event)
+    {
+        json_t *payload = json_object_get(event, "payload");
+        const char *post_id = harness_str(payload, "post_id");
+        if (!post_id || !streq(post_id, s_id(post))) continue;
+        const char *topic = harness_str(event, "topic");
+        assert_string_equal(harness_str(payload, "post_author_id"), s_user_id(ann));
+        assert_string_equal(harness_str(payload, "user_id"), s_user_id(bob));
+        if (streq(topic, "like.created")) {
+            created++;
+            //  "2026-11-28T18:40:56.123Z", within the calls' time.
+            const char *at = harness_str(payload, "created_at");
+            assert_non_null(at);
+            assert_int_equal(strlen(at), 24);
+            struct tm tm = {0};
+            assert_non_null(strptime(at, "%Y-%m-%dT%H:%M:%S", &tm));
+            int64_t ms = (int64_t)timegm(&tm) * 1000 + atoi(at + 20);
+            assert_true(ms >= before - 1 && ms <= after + 1);
+        } else if (streq(topic, "like.deleted")) {
+            deleted++;
+        }
+    }
+    assert_int_equal(created, 1);
+    assert_int_equal(deleted, 1);
+    json_decref(reply);
+
+    //  A post deleted since: 404 for a like and an unlike, no event.
+    snprintf(path, sizeof path, "/api/v1/posts/%s", s_id(post));
+    assert_int_equal(s_status("DELETE", path, s_token(ann), NULL), 204);
+    snprintf(path, sizeof path, "/api/v1/posts/%s/like", s_id(post));
+    assert_int_equal(s_status("POST", path, s_token(bob), NULL), 404);
+    assert_int_equal(s_status("DELETE", path, s_token(bob), NULL), 404);
+    json_decref(post);
+    json_decref(ann);
+    json_decref(bob);
+}
+
 static void test_user_deleted(void **state)
 {
     json_t *ann = s_register("stays", NULL);
@@ -2092,6 +2150,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_posts_count),
         cmocka_unit_test(test_one_image_post),
         cmocka_unit_test(test_internal_methods),
+        cmocka_unit_test(test_like_events_once),
         cmocka_unit_test(test_user_deleted),
         cmocka_unit_test(test_author_projection),
         cmocka_unit_test(test_lossless_jpeg),

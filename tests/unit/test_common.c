@@ -86,6 +86,15 @@ static void test_ids_parse_format(void **state)
     char buf[21];
     ids_format(INT64_MAX, buf, sizeof buf);
     assert_string_equal(buf, "9223372036854775807");
+
+    //  The API's timestamp form, as the services' to_char writes it.
+    char when[25];
+    ids_format_time(IDS_EPOCH_MS, when, sizeof when);
+    assert_string_equal(when, "2025-01-01T00:00:00.000Z");
+    ids_format_time(INT64_C(1772420645007), when, sizeof when);
+    assert_string_equal(when, "2026-03-02T03:04:05.007Z");
+    ids_format_time(ids_time_ms(ids_floor_for_time(INT64_C(1772420645999))), when, sizeof when);
+    assert_string_equal(when, "2026-03-02T03:04:05.999Z");
 }
 
 //  ---- errors ------------------------------------------------------------

@@ -519,6 +519,77 @@ static void test_publish_in_order_and_replay(void **state)
     zstr_free(&producer);
 }
 
+//  An event emitted by the statement of its change (events_inline_t): one
+//  outbox row per row of the named CTE, published like any other, and
+//  nothing when the CTE is empty or the statement fails.
+static void test_inline_event(void **state)
+{
+    char *producer = s_name("i");
+    db_t *db = s_db(producer);
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    assert_int_equal(zsock_connect(sub, "%s", BUS_OUT), 0);
+    char *prefix = zsys_sprintf("%s.", producer);
+    zsock_set_subscribe(sub, prefix);
+    events_publisher_t *publisher = events_publisher_new(s_url, producer, BUS_IN);
+    assert_non_null(publisher);
+    zclock_sleep(SETTLE_MS);
+
+    json_t *not_object = json_integer(3);
+    events_inline_t event;
+    assert_int_equal(events_inline_init(&event, db, "x.y", not_object), -1);
+    json_decref(not_object);
+    json_t *payload = json_pack("{ss}", "what", "inline");
+    assert_int_equal(events_inline_init(&event, db, "", payload), -1);
+    log_set_request_id("req-inline");
+    assert_int_equal(events_inline_init(&event, db, "item.inlined", payload), 0);
+    json_decref(payload);
+    //  $1: how many rows the change made; $2: a divisor (0 fails the
+    //  statement after its CTEs ran).
+    const char *sql =
+        "WITH changed AS (SELECT g FROM generate_series(1, $1::int) g),"
+        " emitted AS (" EVENTS_INLINE_INSERT(
+            "changed", "$3", "$4", "$5", "$6") ")"
+                                               " SELECT (SELECT count(*) FROM emitted) / $2::int";
+    const char *none[] = {"0", "1", event.topic, event.payload, event.request_id, event.channel};
+    const char *failing[] = {"1", "0", event.topic, event.payload, event.request_id, event.channel};
+    const char *one[] = {"1", "1", event.topic, event.payload, event.request_id, event.channel};
+    PGresult *res = db_query(db, sql, 6, none);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "0");
+    PQclear(res);
+    assert_null(db_query(db, sql, 6, failing));
+    assert_int_equal(s_count(db, "SELECT count(*) FROM outbox"), 0);
+    assert_null(s_receive(sub, 300, NULL));
+
+    res = db_query(db, sql, 6, one);
+    assert_non_null(res);
+    assert_string_equal(PQgetvalue(res, 0, 0), "1");
+    PQclear(res);
+    log_set_request_id(NULL);
+    events_inline_clear(&event);
+    assert_null(event.payload);
+    char *topic = NULL;
+    json_t *published = s_receive(sub, 5000, &topic);
+    assert_non_null(published);
+    char *expected = zsys_sprintf("%s.item.inlined", producer);
+    assert_string_equal(topic, expected);
+    assert_int_equal(s_int(published, "seq"), 1);
+    assert_string_equal(json_string_value(json_object_get(published, "request_id")), "req-inline");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(published, "payload"), "what")),
+        "inline");
+    json_decref(published);
+    zstr_free(&expected);
+    zstr_free(&topic);
+    assert_null(s_receive(sub, 300, NULL));
+
+    events_publisher_destroy(&publisher);
+    zsock_destroy(&sub);
+    zstr_free(&prefix);
+    db_destroy(&db);
+    zstr_free(&producer);
+}
+
 static void test_one_publisher_leads(void **state)
 {
     char *producer = s_name("c");
@@ -1213,6 +1284,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_arguments),
         cmocka_unit_test(test_publish_in_order_and_replay),
+        cmocka_unit_test(test_inline_event),
         cmocka_unit_test(test_one_publisher_leads),
         cmocka_unit_test(test_late_subscriber_catches_up),
         cmocka_unit_test(test_duplicates_gaps_and_garbage),

@@ -412,7 +412,7 @@ static void test_activity_likes_grouped(void **state)
     assert_string_equal(PQgetvalue(res, row, COL_COUNT), "3");
     assert_string_equal(PQgetvalue(res, row, COL_ACTORS), "73,72,71");
     char latest[32];
-    feed_format_time(strtoll(PQgetvalue(res, row, COL_LATEST), NULL, 10), latest, sizeof latest);
+    ids_format_time(strtoll(PQgetvalue(res, row, COL_LATEST), NULL, 10), latest, sizeof latest);
     assert_string_equal(latest, "2026-11-27T12:02:00.000Z");
     PQclear(res);
 
@@ -428,7 +428,7 @@ static void test_activity_likes_grouped(void **state)
     row = s_activity_find(70, "like", post, &res);
     assert_string_equal(PQgetvalue(res, row, COL_COUNT), "3");
     assert_string_equal(PQgetvalue(res, row, COL_ACTORS), "73,72,71");
-    feed_format_time(strtoll(PQgetvalue(res, row, COL_LATEST), NULL, 10), latest, sizeof latest);
+    ids_format_time(strtoll(PQgetvalue(res, row, COL_LATEST), NULL, 10), latest, sizeof latest);
     assert_string_equal(latest, "2026-11-27T12:02:00.000Z");
     PQclear(res);
     s_unlike(71, post, 70);
@@ -820,7 +820,7 @@ static void test_batch_equals_one_by_one(void **state)
     snprintf(actors, sizeof actors, "%s,%s,%s", s_id(e), s_id(a), s_id(c)); // newest first
     assert_string_equal(PQgetvalue(page, row, COL_ACTORS), actors);
     char latest[32];
-    feed_format_time(strtoll(PQgetvalue(page, row, COL_LATEST), NULL, 10), latest, sizeof latest);
+    ids_format_time(strtoll(PQgetvalue(page, row, COL_LATEST), NULL, 10), latest, sizeof latest);
     assert_string_equal(latest, "2026-11-27T12:06:00.000Z");
     PQclear(page);
     assert_int_equal(s_activity_count(b, "comment", p1), 1); // a's; c's deleted, d's ignored
@@ -914,7 +914,7 @@ static void test_times(void **state)
     event.payload = payload;
     char text[32];
     int64_t ms = feed_payload_time_ms(&event, "a");
-    feed_format_time(ms, text, sizeof text);
+    ids_format_time(ms, text, sizeof text);
     assert_string_equal(text, "2026-11-27T20:11:53.123Z");
     assert_int_equal(feed_payload_time_ms(&event, "b") % 1000, 0);
     assert_int_equal(feed_payload_time_ms(&event, "c"), 42);
