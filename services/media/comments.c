@@ -8,7 +8,8 @@
     text, mentions[], created_at}: mentions are the usernames of existing
     users named with @ in the text (an addition to API.md's fields).
 
-    comment_count moves in the same transaction as the row, so it is exact.
+    comment_count moves in the same statement as the row, so it is exact;
+    the comment.created event is in that statement too (events_inline_t).
     Only the comment's author or the post's author may delete a comment;
     anyone else who can see the post gets 403, someone who cannot 404.
     Comments by users blocked either way with the viewer are left out of
@@ -29,6 +30,21 @@
     "c.id, c.post_id, c.author_id, c.text, array_to_json(c.mention_names)::text,"                  \
     " to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 enum { COL_ID, COL_POST_ID, COL_AUTHOR_ID, COL_TEXT, COL_MENTIONS, COL_CREATED_AT };
+
+//  The row, the post's counter and the comment.created event in one
+//  statement (events_inline_t). A post deleted meanwhile fails the foreign
+//  key (23503).
+// clang-format off
+#define COMMENT_INSERT_SQL                                                                         \
+    "WITH c AS (INSERT INTO comments (id, post_id, author_id, text, mention_ids, mention_names,"   \
+    " created_at) VALUES ($1, $2, $3, $4,"                                                         \
+    " ARRAY(SELECT json_array_elements_text($5::json)::bigint),"                                   \
+    " ARRAY(SELECT json_array_elements_text($6::json)), $7::timestamptz) RETURNING *),"            \
+    " counted AS (UPDATE posts SET comment_count = comment_count + 1"                              \
+    " WHERE id IN (SELECT post_id FROM c) RETURNING id),"                                          \
+    " emitted AS (" EVENTS_INLINE_INSERT("counted", "$8", "$9", "$10", "$11") ")"                  \
+    " SELECT " COMMENT_COLUMNS ", (SELECT count(*) FROM emitted) FROM c"
+// clang-format on
 
 static json_t *s_comment(const PGresult *res, int row, const json_t *author)
 {
@@ -63,6 +79,7 @@ json_t *comments_create(call_t *call)
     media_text_t parsed = {0};
     json_t *users = NULL;
     PGresult *res = NULL;
+    events_inline_t event = {0};
     reply = media_text_parse(call, text, false, &parsed);
     if (reply) goto cleanup;
     users = render_users(call, &call->viewer_id, 1, &reply);
@@ -76,46 +93,52 @@ json_t *comments_create(call_t *call)
         reply = media_signed_out();
         goto cleanup;
     }
-    const char *params[] = {media_id_text(ids_next(), comment_id),
-                            post_id,
-                            viewer,
-                            text,
-                            parsed.ids_text,
-                            parsed.names_text};
-    if (db_begin(db) != 0) {
-        reply = media_internal("begin");
+    int64_t comment = ids_next();
+    media_id_text(comment, comment_id);
+    //  The comment's time is its id's, so the row, the reply and the event
+    //  carry the same one.
+    char created_at[32];
+    ids_format_time(ids_time_ms(comment), created_at, sizeof created_at);
+    json_t *payload = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s}", "id", comment_id, "post_id",
+                                post_id, "post_author_id", author_text, "author_id", viewer, "text",
+                                text, "mentions", parsed.mention_ids, "created_at", created_at);
+    int rc = events_inline_init(&event, db, "comment.created", payload);
+    json_decref(payload);
+    if (rc != 0) {
+        reply = media_internal("comment event");
         goto cleanup;
     }
-    //  The scope names the post: the same key on another post is a
-    //  different request (409), not a replay.
-    snprintf(scope, sizeof scope, "comments.create:%s", post_id);
-    if (media_idempotency_claim(call, idempotency_key, scope, &reply) != 0) goto cleanup;
-    res = db_query(db,
-                   "WITH c AS (INSERT INTO comments (id, post_id, author_id, text, mention_ids,"
-                   " mention_names) VALUES ($1, $2, $3, $4,"
-                   " ARRAY(SELECT json_array_elements_text($5::json)::bigint),"
-                   " ARRAY(SELECT json_array_elements_text($6::json))) RETURNING *)"
-                   " SELECT " COMMENT_COLUMNS " FROM c",
-                   6, params);
+    const char *params[] = {comment_id,      post_id,           viewer,       text,
+                            parsed.ids_text, parsed.names_text, created_at,   event.topic,
+                            event.payload,   event.request_id,  event.channel};
+    //  Without an idempotency key the statement is the whole write; with
+    //  one, the claim and the stored reply commit with it.
+    if (idempotency_key) {
+        if (db_begin(db) != 0) {
+            reply = media_internal("begin");
+            goto cleanup;
+        }
+        //  The scope names the post: the same key on another post is a
+        //  different request (409), not a replay.
+        snprintf(scope, sizeof scope, "comments.create:%s", post_id);
+        if (media_idempotency_claim(call, idempotency_key, scope, &reply) != 0) goto cleanup;
+    }
+    res = db_query(db, COMMENT_INSERT_SQL, 11, params);
     if (!res || PQntuples(res) != 1) {
         bool gone = !res && streq(db_last_sqlstate(db), "23503");
         reply = gone ? media_not_found() : media_internal("insert comment");
         goto cleanup;
     }
-    if (db_exec(db, "UPDATE posts SET comment_count = comment_count + 1 WHERE id = $1", 1,
-                params + 1) != 1) {
-        reply = media_internal("count comment");
-        goto cleanup;
+    reply = reply_ok(201, s_comment(res, 0, me));
+    if (idempotency_key && (idempotency_store(db, call->viewer_id, idempotency_key, reply) != 0 ||
+                            db_commit(db) != 0)) {
+        json_decref(reply);
+        reply = media_internal("create comment");
     }
-    json_t *payload =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s}", "id", comment_id, "post_id", post_id,
-                  "post_author_id", author_text, "author_id", viewer, "text", text, "mentions",
-                  parsed.mention_ids, "created_at", PQgetvalue(res, 0, COL_CREATED_AT));
-    reply = media_finish_create(call, idempotency_key, "comment.created", payload,
-                                reply_ok(201, s_comment(res, 0, me)), "create comment");
 cleanup:
     if (db_in_transaction(db)) db_rollback(db);
     PQclear(res);
+    events_inline_clear(&event);
     media_text_clear(&parsed);
     json_decref(users);
     return reply;

@@ -1572,11 +1572,13 @@ static void test_internal_methods(void **state)
     json_decref(bob);
 }
 
-//  A like and an unlike are one statement each with their event: a repeat
-//  changes nothing and emits nothing, and the event's time is the like's.
+//  A like, an unlike and a comment are one statement each with their event:
+//  a repeat changes nothing and emits nothing, and the event's time is the
+//  like's or the comment's.
 static void test_like_events_once(void **state)
 {
-    json_t *ann = s_register("evlikee", NULL);
+    char ann_name[32], text[64];
+    json_t *ann = s_register("evlikee", ann_name);
     json_t *bob = s_register("evliker", NULL);
     json_t *post = s_post(s_token(ann), "like me once");
     char path[128];
@@ -1587,10 +1589,17 @@ static void test_like_events_once(void **state)
     int64_t after = zclock_time();
     for (int i = 0; i < 2; i++)
         assert_int_equal(s_status("DELETE", path, s_token(bob), NULL), 200);
+    snprintf(path, sizeof path, "/api/v1/posts/%s/comments", s_id(post));
+    snprintf(text, sizeof text, "once @%s", ann_name);
+    http_response_t r;
+    assert_int_equal(s_call("POST", path, s_token(bob), json_pack("{s:s}", "text", text), &r), 201);
+    char *comment_id = strdup(harness_str(r.json, "id"));
+    char *comment_at = strdup(harness_str(r.json, "created_at"));
+    http_response_clear(&r);
 
     json_t *reply = s_rpc("events.replay", 0, json_pack("{s:i, s:i}", "since", 0, "limit", 1000));
     assert_int_equal(reply_status(reply), 200);
-    int created = 0, deleted = 0;
+    int created = 0, deleted = 0, commented = 0;
     size_t index;
     json_t *event;
     json_array_foreach(json_object_get(reply_body(reply), "events"), index, event)
@@ -1600,6 +1609,16 @@ static void test_like_events_once(void **state)
         if (!post_id || !streq(post_id, s_id(post))) continue;
         const char *topic = harness_str(event, "topic");
         assert_string_equal(harness_str(payload, "post_author_id"), s_user_id(ann));
+        if (streq(topic, "comment.created")) {
+            commented++;
+            assert_string_equal(harness_str(payload, "id"), comment_id);
+            assert_string_equal(harness_str(payload, "author_id"), s_user_id(bob));
+            assert_string_equal(harness_str(payload, "created_at"), comment_at);
+            assert_string_equal(
+                json_string_value(json_array_get(json_object_get(payload, "mentions"), 0)),
+                s_user_id(ann));
+            continue;
+        }
         assert_string_equal(harness_str(payload, "user_id"), s_user_id(bob));
         if (streq(topic, "like.created")) {
             created++;
@@ -1617,7 +1636,10 @@ static void test_like_events_once(void **state)
     }
     assert_int_equal(created, 1);
     assert_int_equal(deleted, 1);
+    assert_int_equal(commented, 1);
     json_decref(reply);
+    free(comment_id);
+    free(comment_at);
 
     //  A post deleted since: 404 for a like and an unlike, no event.
     snprintf(path, sizeof path, "/api/v1/posts/%s", s_id(post));
@@ -1625,6 +1647,8 @@ static void test_like_events_once(void **state)
     snprintf(path, sizeof path, "/api/v1/posts/%s/like", s_id(post));
     assert_int_equal(s_status("POST", path, s_token(bob), NULL), 404);
     assert_int_equal(s_status("DELETE", path, s_token(bob), NULL), 404);
+    snprintf(path, sizeof path, "/api/v1/posts/%s/comments", s_id(post));
+    assert_int_equal(s_status("POST", path, s_token(bob), json_pack("{s:s}", "text", "late")), 404);
     json_decref(post);
     json_decref(ann);
     json_decref(bob);
