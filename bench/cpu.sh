@@ -7,7 +7,9 @@
 # snapshot prints "name ticks" for every process scripts/run.sh started
 # (DATA_DIR/run/<name>.pid: utime + stime of the whole process) and one
 # line "postgres ticks" for the postmaster of DATA_DIR/pg and all its
-# backends, those that have exited included. report prints "name ms_per_request" for each process whose
+# backends, those that have exited included, then "postgres/<service> ticks"
+# for the backends of each service's connections (a part of the line
+# "postgres"). report prints "name ms_per_request" for each process whose
 # CPU time grew, one per line, busiest first. Ticks are USER_HZ (getconf
 # CLK_TCK). This is what bench/run.sh puts beside each scenario: a
 # throughput ceiling on a 2-core machine is the CPU one request costs
@@ -44,6 +46,17 @@ case "${1:-}" in
       exited=$(sed 's/.*) //' "/proc/$pm/stat" 2>/dev/null | awk '{print $14 + $15}' || echo 0)
       # shellcheck disable=SC2046
       echo "postgres $(($(ticks_of "$pm" $(pgrep -P "$pm" || true)) + exited))"
+      # And the part of it each service's connections used: common/db.c
+      # names a session after its program (application_name). A backend
+      # that exits between two snapshots drops out of its line; services
+      # keep theirs for their life.
+      port=$(sed -n 4p "$dir/pg/postmaster.pid")
+      psql -X -q -At -F ' ' -h 127.0.0.1 -p "$port" -U app app -c \
+        "SELECT pid, application_name FROM pg_stat_activity
+         WHERE backend_type = 'client backend' AND application_name <> ''
+           AND pid <> pg_backend_pid()" 2>/dev/null |
+        while read -r pid app; do echo "$app $(ticks_of "$pid")"; done |
+        awk '{ ticks[$1] += $2 } END { for (a in ticks) print "postgres/" a, ticks[a] }'
     fi
     ;;
   report)

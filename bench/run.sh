@@ -237,8 +237,10 @@ run_scenario() { # name, label, method+path for the probe
     local served cpu
     served=$(awk '/requests in/ {print $1; exit}' "$log")
     cpu=$(bash bench/cpu.sh report "$OUT/cpu-$name.before" "$OUT/cpu-$name.after" "${served:-0}" 2>/dev/null |
-      awk '$2 >= 0.005 { total += $2; parts = parts (parts ? ", " : "") $1 " " $2 }
-           END { if (parts) printf "%.2f (%s)", total, parts }')
+      awk '$1 ~ /^postgres\// { if ($2 >= 0.005) { sub(/^postgres\//, "", $1)
+                                   pg = pg (pg ? ", " : "") $1 " " $2 }; next }
+           $2 >= 0.005 { total += $2; parts = parts (parts ? ", " : "") $1 " " $2 }
+           END { if (parts) printf "%.2f (%s)%s", total, parts, pg ? "; postgres by service: " pg : "" }')
     [ -n "$cpu" ] && CPU_ROWS+=("| $label | $cpu |")
   fi
   rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$log")
@@ -419,6 +421,8 @@ REPORT="$OUT/benchmarks.md"
     echo "Postgres from the start of the measured run until the consumers had handled its events, divided"
     echo "by the requests served; wrk's own CPU is not in it)."
     echo "On $(nproc) cores this is the throughput ceiling: $(nproc) × 1000 ms ÷ the total, shared with wrk."
+    echo "\"Postgres by service\" splits the postgres share by the service whose connections used it"
+    echo "(each service names its sessions, \`application_name\`); the rest is Postgres's own processes."
     echo
     echo "| scenario | CPU ms per request: total (by process, 0.005 ms and up) |"
     echo "|---|---|"

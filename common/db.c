@@ -211,7 +211,12 @@ static int s_connect(db_t *self)
     self->next_statement = 0;
     self->session_bad = false;
     self->buffers_grown = false;
-    self->conn = PQconnectdb(self->url);
+    //  The program's name as the session's application_name (unless the
+    //  URL sets one): pg_stat_activity then says which service holds a
+    //  connection, and bench/cpu.sh counts Postgres's CPU per service.
+    const char *keywords[] = {"dbname", "fallback_application_name", NULL};
+    const char *values[] = {self->url, log_program(), NULL};
+    self->conn = PQconnectdbParams(keywords, values, 1);
     if (!self->conn) {
         log_error("db: out of memory connecting");
         return -1;

@@ -45,6 +45,11 @@ void log_set_request_id(const char *request_id)
     snprintf(s_request_id, sizeof s_request_id, "%s", request_id ? request_id : "");
 }
 
+const char *log_program(void)
+{
+    return s_program;
+}
+
 const char *log_request_id(void)
 {
     return s_request_id;

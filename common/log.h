@@ -23,6 +23,7 @@
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 
 void log_init(const char *program);
+const char *log_program(void);                   // the name given to log_init ("app" before)
 void log_set_request_id(const char *request_id); // NULL clears; copied
 const char *log_request_id(void);                // borrowed; "" when none
 void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -118,6 +118,21 @@ static void test_query_and_exec(void **state)
     assert_non_null(result);
     assert_string_equal(PQgetvalue(result, 0, 0), "1");
     PQclear(result);
+    //  The session is named after the program, unless the URL names it.
+    result = db_query(db, "SELECT current_setting('application_name')", 0, NULL);
+    assert_non_null(result);
+    assert_string_equal(PQgetvalue(result, 0, 0), "test_db");
+    PQclear(result);
+    char *named_url =
+        zsys_sprintf("%s%sapplication_name=by_url", s_url, strchr(s_url, '?') ? "&" : "?");
+    db_t *named = db_new(named_url, s_schema);
+    assert_non_null(named);
+    result = db_query(named, "SELECT current_setting('application_name')", 0, NULL);
+    assert_non_null(result);
+    assert_string_equal(PQgetvalue(result, 0, 0), "by_url");
+    PQclear(result);
+    db_destroy(&named);
+    zstr_free(&named_url);
 
     const char *row1[] = {"1", "one"};
     const char *row2[] = {"2", NULL};
