@@ -551,9 +551,10 @@ static void s_handle_api(http_request_t *request, const char *path)
     //  Who is asking.
     int64_t viewer_id = 0, session_id = 0;
     if (route->auth != ROUTE_AUTH_NONE) {
+        //  The WebSocket hub's clock (ws.c), not time()'s coarse one.
         auth_result_t auth =
             auth_viewer_session(mg_get_header(conn, "Authorization"), self->jwt_secret,
-                                (int64_t)time(NULL), &viewer_id, &session_id);
+                                envelope_now_ms() / 1000, &viewer_id, &session_id);
         if (auth == AUTH_INVALID) {
             const char *headers[] = {"WWW-Authenticate", "Bearer error=\"invalid_token\"", NULL};
             http_send_error(request, 401, ERR_UNAUTHENTICATED,

@@ -372,7 +372,10 @@ static int64_t s_token_exp(const char *token)
 static int s_verify(ws_hub_t *self, const char *token, int64_t *user_id, int64_t *expires_s)
 {
     if (!token || !*token) return -1;
-    if (token_verify(self->jwt_secret, token, (int64_t)time(NULL), user_id) != 0) return -1;
+    //  The clock s_sweep closes expired streams by: time() reads a coarse
+    //  clock that may still show the second before, so a token could pass
+    //  here just after its stream was closed as expired.
+    if (token_verify(self->jwt_secret, token, envelope_now_ms() / 1000, user_id) != 0) return -1;
     *expires_s = s_token_exp(token);
     return *expires_s > 0 ? 0 : -1;
 }
