@@ -181,42 +181,19 @@ static int s_emit_check(db_t *db, const char *topic, bool shape_ok, const char *
     return 0;
 }
 
-int events_emit(db_t *db, const char *topic, const json_t *payload)
-{
-    assert(db_in_transaction(db));
-    char channel[72];
-    if (s_emit_check(db, topic, json_is_object(payload), "events_emit", channel, sizeof channel))
-        return -1;
-    size_t size = 0;
-    char *packed = msgjson_encode(payload, &size);
-    if (!packed) {
-        log_error("events_emit: cannot encode the payload of %s", topic);
-        return -1;
-    }
-    char *bytea = s_bytea_text(packed, size);
-    free(packed);
-    const char *params[] = {topic, bytea, log_request_id(), channel};
-    long rows = db_exec(db,
-                        "WITH inserted AS ("
-                        " INSERT INTO outbox (topic, payload, request_id)"
-                        " VALUES ($1, $2::bytea, $3) RETURNING id)"
-                        " SELECT pg_notify($4, '') FROM inserted",
-                        4, params);
-    freen(bytea);
-    return rows == 1 ? 0 : -1;
-}
-
-int events_inline_init(events_inline_t *self, db_t *db, const char *topic, const json_t *payload)
+//  Checks topic and payload and fills self for them; who names the caller
+//  in the log. 0, or -1 with nothing to clear.
+static int s_inline_fill(events_inline_t *self, db_t *db, const char *topic, const json_t *payload,
+                         const char *who)
 {
     assert(self);
     memset(self, 0, sizeof *self);
-    if (s_emit_check(db, topic, json_is_object(payload), "events_inline_init", self->channel,
-                     sizeof self->channel))
+    if (s_emit_check(db, topic, json_is_object(payload), who, self->channel, sizeof self->channel))
         return -1;
     size_t size = 0;
     char *packed = msgjson_encode(payload, &size);
     if (!packed) {
-        log_error("events_inline_init: cannot encode the payload of %s", topic);
+        log_error("%s: cannot encode the payload of %s", who, topic);
         return -1;
     }
     self->payload = s_bytea_text(packed, size);
@@ -224,6 +201,31 @@ int events_inline_init(events_inline_t *self, db_t *db, const char *topic, const
     self->topic = topic;
     self->request_id = log_request_id();
     return 0;
+}
+
+//  The outbox row of one event, as its own statement in the caller's
+//  transaction: EVENTS_INLINE_INSERT over a one-row source.
+// clang-format off
+#define EMIT_SQL                                                                                   \
+    "WITH one AS (SELECT 1),"                                                                      \
+    " emitted AS (" EVENTS_INLINE_INSERT("one", "$1", "$2", "$3", "$4") ")"                        \
+    " SELECT 1 FROM emitted"
+// clang-format on
+
+int events_emit(db_t *db, const char *topic, const json_t *payload)
+{
+    assert(db_in_transaction(db));
+    events_inline_t event;
+    if (s_inline_fill(&event, db, topic, payload, "events_emit") != 0) return -1;
+    const char *params[] = {event.topic, event.payload, event.request_id, event.channel};
+    long rows = db_exec(db, EMIT_SQL, 4, params);
+    events_inline_clear(&event);
+    return rows == 1 ? 0 : -1;
+}
+
+int events_inline_init(events_inline_t *self, db_t *db, const char *topic, const json_t *payload)
+{
+    return s_inline_fill(self, db, topic, payload, "events_inline_init");
 }
 
 void events_inline_clear(events_inline_t *self)

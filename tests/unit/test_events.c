@@ -285,6 +285,18 @@ static void s_emit(db_t *db, int first, int count, const char *topic)
     assert_int_equal(db_commit(db), 0);
 }
 
+//  A SUB socket on the bus's output, subscribed to producer's events.
+static zsock_t *s_producer_sub(const char *producer)
+{
+    zsock_t *sub = zsock_new(ZMQ_SUB);
+    assert_non_null(sub);
+    assert_int_equal(zsock_connect(sub, "%s", BUS_OUT), 0);
+    char *prefix = zsys_sprintf("%s.", producer);
+    zsock_set_subscribe(sub, prefix);
+    zstr_free(&prefix);
+    return sub;
+}
+
 //  Receives one event from a SUB socket within timeout_ms; NULL if none.
 //  *topic_out gets the first frame (caller frees).
 static json_t *s_receive(zsock_t *sub, int timeout_ms, char **topic_out)
@@ -431,10 +443,7 @@ static void test_publish_in_order_and_replay(void **state)
 {
     char *producer = s_name("b");
     db_t *db = s_db(producer);
-    zsock_t *sub = zsock_new(ZMQ_SUB);
-    assert_int_equal(zsock_connect(sub, "%s", BUS_OUT), 0);
-    char *prefix = zsys_sprintf("%s.", producer);
-    zsock_set_subscribe(sub, prefix);
+    zsock_t *sub = s_producer_sub(producer);
     events_publisher_t *publisher = events_publisher_new(s_url, producer, BUS_IN);
     assert_non_null(publisher);
     zclock_sleep(SETTLE_MS);
@@ -514,7 +523,6 @@ static void test_publish_in_order_and_replay(void **state)
     assert_null(publisher);
     events_publisher_destroy(&publisher);
     zsock_destroy(&sub);
-    zstr_free(&prefix);
     db_destroy(&db);
     zstr_free(&producer);
 }
@@ -526,10 +534,7 @@ static void test_inline_event(void **state)
 {
     char *producer = s_name("i");
     db_t *db = s_db(producer);
-    zsock_t *sub = zsock_new(ZMQ_SUB);
-    assert_int_equal(zsock_connect(sub, "%s", BUS_OUT), 0);
-    char *prefix = zsys_sprintf("%s.", producer);
-    zsock_set_subscribe(sub, prefix);
+    zsock_t *sub = s_producer_sub(producer);
     events_publisher_t *publisher = events_publisher_new(s_url, producer, BUS_IN);
     assert_non_null(publisher);
     zclock_sleep(SETTLE_MS);
@@ -585,7 +590,6 @@ static void test_inline_event(void **state)
 
     events_publisher_destroy(&publisher);
     zsock_destroy(&sub);
-    zstr_free(&prefix);
     db_destroy(&db);
     zstr_free(&producer);
 }
